@@ -1,0 +1,108 @@
+-- Users: the people of a tenant. Identity (passwords, SSO) lives elsewhere; Roster only needs
+-- to know who exists, whether they are still live, and who administers the tenant.
+
+-- ============================================================================================
+-- Tables
+-- ============================================================================================
+create table roster.users (
+  tenant_id       uuid        not null,
+  id              uuid        not null default gen_random_uuid(),
+  email           text        not null, -- unique per tenant, compared case-insensitively
+  display_name    text,
+  is_tenant_admin boolean     not null default false, -- owner powers in every organization of the tenant
+  created_at      timestamptz not null default now(),
+  updated_at      timestamptz not null default now(),
+  deleted_at      timestamptz, -- soft delete: ends the user's memberships (see V5)
+  constraint pk_users primary key (tenant_id, id),
+  constraint fk_users_tenant foreign key (tenant_id) references roster.tenants (id),
+  constraint ck_users_email_format
+    check (email ~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$' and length(email) <= 320),
+  constraint ck_users_display_name_length
+    check (display_name is null or (btrim(display_name) <> '' and length(display_name) <= 255))
+);
+comment on table roster.users is 'The people of a tenant. Soft-deleted users cannot act and hold no memberships.';
+
+create unique index uq_users_tenant_email on roster.users (tenant_id, lower(email))
+  where deleted_at is null;
+-- Actor lookups arrive with a user id alone. Not unique on purpose: a unique index must include
+-- the distribution column (tenant_id) once tables are sharded; the functions fail closed if two
+-- rows ever share an id.
+create index ix_users_id on roster.users (id);
+
+-- ============================================================================================
+-- Triggers
+-- ============================================================================================
+create trigger tg_users__touch_updated_at before update on roster.users
+  for each row execute function roster.tg__touch_updated_at();
+
+-- ============================================================================================
+-- Internal helpers
+-- ============================================================================================
+
+/* The acting user, resolved once at the top of every actor-checked function. A deleted user, or
+   a user of a deleted tenant, cannot act. Two live rows with one id (only possible by raw SQL)
+   raise too_many_rows rather than picking a tenant at random. */
+create function roster._actor(p_actor_id uuid) returns roster.users
+  language plpgsql stable
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_actor roster.users;
+begin
+  select u.* into strict v_actor
+    from roster.users u
+    join roster.tenants t on t.id = u.tenant_id and t.deleted_at is null
+   where u.id = p_actor_id and u.deleted_at is null;
+  return v_actor;
+exception when no_data_found then
+  raise exception using errcode = 'RNACT',
+    message = format('user %s does not exist or has been deleted', coalesce(p_actor_id::text, 'null'));
+end
+$$;
+comment on function roster._actor(uuid) is
+  'Internal: the live user p_actor_id of a live tenant, or RNACT.';
+
+-- ============================================================================================
+-- Public functions
+-- ============================================================================================
+
+/* Provisioning: called by identity services and DBAs when a person joins the tenant. */
+create function roster.create_user(
+  p_tenant_id uuid,
+  p_email text,
+  p_display_name text default null,
+  p_is_tenant_admin boolean default false
+) returns uuid
+  language plpgsql volatile security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_id uuid;
+  v_state text;
+  v_constraint text;
+  v_column text;
+begin
+  if not exists (select from roster.tenants t where t.id = p_tenant_id and t.deleted_at is null) then
+    raise exception using errcode = 'RTNNF',
+      message = format('tenant %s does not exist or has been deleted', coalesce(p_tenant_id::text, 'null'));
+  end if;
+  insert into roster.users (tenant_id, email, display_name, is_tenant_admin)
+  values (p_tenant_id, btrim(p_email), nullif(btrim(p_display_name), ''), coalesce(p_is_tenant_admin, false))
+  returning id into v_id;
+  return v_id;
+exception when unique_violation or check_violation or not_null_violation then
+  get stacked diagnostics v_state = returned_sqlstate, v_constraint = constraint_name,
+    v_column = column_name;
+  raise exception using errcode = v_state, constraint = v_constraint, column = v_column,
+    message = roster._explain_violation(v_constraint, v_column,
+      jsonb_build_object('email', p_email, 'display_name', p_display_name));
+end
+$$;
+comment on function roster.create_user(uuid, text, text, boolean) is
+  'Creates a user in a tenant and returns its id. Email is unique per tenant (case-insensitive). Errors: RTNNF, 23505 uq_users_tenant_email, 23514 ck_users_*.';
+
+-- ============================================================================================
+-- Grants
+-- ============================================================================================
+revoke execute on all functions in schema roster from public;
+grant execute on function roster.create_user(uuid, text, text, boolean) to roster_provisioner;
