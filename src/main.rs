@@ -1,0 +1,106 @@
+use std::error::Error;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use roster::settings::{JwtSettings, Settings};
+use roster::startup::Application;
+
+/// Organizations, memberships and role-based access for multi-tenant SaaS.
+#[derive(Parser)]
+#[command(name = "roster", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations, then serve the HTTP API on BIND_ADDR (the default command).
+    Serve,
+    /// Apply pending migrations from sql/migrations, creating the database if it is missing.
+    Migrate,
+    /// Print a signed token (HS256, JWT_SECRET) for a user, for development and scripts.
+    Token {
+        /// The user's id (the token's `sub`).
+        #[arg(long)]
+        user: Uuid,
+        /// An organization id to record in the token (informational only).
+        #[arg(long)]
+        org: Option<Uuid>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// Create a demo tenant, users and organization if the database has no tenant, and print a
+    /// curl line to try the API with.
+    Demo,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let result = match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Serve => serve().await,
+        Command::Migrate => migrate().await,
+        Command::Token { user, org, ttl } => token(user, org, ttl),
+        Command::Demo => demo().await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", roster::error::cause_chain(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| roster::DEFAULT_DATABASE_URL.to_owned())
+}
+
+async fn migrate() -> Result<(), Box<dyn Error>> {
+    let applied = roster::migrate(&database_url()).await?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    }
+    for migration in applied {
+        println!("applied {migration}");
+    }
+    Ok(())
+}
+
+async fn serve() -> Result<(), Box<dyn Error>> {
+    let settings = Settings::from_env()?;
+    for migration in roster::migrate(&settings.database_url).await? {
+        log::info!("applied migration {migration}");
+    }
+    let bind_addr = settings.bind_addr.clone();
+    let app = Application::build(settings).await?;
+    log::info!("serving on {bind_addr} (port {})", app.port());
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+fn token(user: Uuid, org: Option<Uuid>, ttl: u64) -> Result<(), Box<dyn Error>> {
+    let settings = JwtSettings::from_env()?;
+    println!("{}", roster::auth::issue_token(&settings, user, org, ttl)?);
+    Ok(())
+}
+
+async fn demo() -> Result<(), Box<dyn Error>> {
+    let jwt: JwtSettings = JwtSettings::from_env()?;
+    migrate().await?;
+    let demo = roster::demo::seed(&database_url()).await?;
+    let token = roster::auth::issue_token(&jwt, demo.owner, Some(demo.organization), 24 * 3600)?;
+    let bind_addr =
+        std::env::var("BIND_ADDR").unwrap_or_else(|_| roster::settings::DEFAULT_BIND_ADDR.into());
+    println!("{}", demo.describe());
+    println!("Try it (token valid 24 h, for {}):", demo.owner_email);
+    println!(
+        "  curl -s -H 'Authorization: Bearer {token}' http://{bind_addr}/organizations/{}/members",
+        demo.organization
+    );
+    Ok(())
+}

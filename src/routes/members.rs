@@ -1,0 +1,144 @@
+use actix_web::{http::header, web, HttpResponse};
+use deadpool_postgres::Pool;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::db::{self, Member, Membership};
+use crate::domain::{MembershipStatus, Page, PageParams, Paginated, Role};
+use crate::error::{ApiError, ErrorBody};
+
+/// The body of `POST /organizations/{org_id}/members`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: Uuid,
+    /// Defaults to `member`.
+    pub role: Option<Role>,
+    /// `active` (default) adds the user; `invited` invites them.
+    pub status: Option<MembershipStatus>,
+}
+
+/// The body of `PATCH /organizations/{org_id}/members/{user_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    pub role: Option<Role>,
+    /// `active` or `suspended`.
+    pub status: Option<MembershipStatus>,
+}
+
+/// Add or invite a user of the tenant.
+#[utoipa::path(post, path = "/organizations/{org_id}/members", tag = "members",
+    params(("org_id" = Uuid, Path)), request_body = AddMember,
+    responses(
+        (status = 201, body = Membership, headers(("Location" = String))),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn add_member(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    org_id: web::Path<Uuid>,
+    body: web::Json<AddMember>,
+) -> Result<HttpResponse, ApiError> {
+    let role = body.role.unwrap_or(Role::Member);
+    let status = body.status.unwrap_or(MembershipStatus::Active);
+    let client = pool.get().await?;
+    let membership =
+        db::add_member(&client, caller.user_id, *org_id, body.user_id, role, status).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!(
+                "/organizations/{}/members/{}",
+                membership.organization_id, membership.user_id
+            ),
+        ))
+        .json(membership))
+}
+
+/// The organization's members (invited, active and suspended), oldest first.
+#[utoipa::path(get, path = "/organizations/{org_id}/members", tag = "members",
+    params(("org_id" = Uuid, Path), PageParams),
+    responses((status = 200, body = Paginated<Member>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_members(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    org_id: web::Path<Uuid>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&params)?;
+    let client = pool.get().await?;
+    let rows = db::list_members(&client, caller.user_id, *org_id, page).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
+}
+
+/// Change a member's role and/or status (also under `PUT`).
+#[utoipa::path(patch, path = "/organizations/{org_id}/members/{user_id}", tag = "members",
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = UpdateMember,
+    responses(
+        (status = 200, body = Membership),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "last owner", body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn update_member(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<UpdateMember>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, user_id) = path.into_inner();
+    let client = pool.get().await?;
+    let membership = db::update_member(
+        &client,
+        caller.user_id,
+        org_id,
+        user_id,
+        body.role,
+        body.status,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(membership))
+}
+
+/// Remove a member; removing yourself is leaving.
+#[utoipa::path(delete, path = "/organizations/{org_id}/members/{user_id}", tag = "members",
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses(
+        (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "last owner", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn remove_member(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, user_id) = path.into_inner();
+    let client = pool.get().await?;
+    db::remove_member(&client, caller.user_id, org_id, user_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Accept the caller's pending invitation.
+#[utoipa::path(post, path = "/organizations/{org_id}/invitations/accept", tag = "members",
+    params(("org_id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Membership),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn accept_invitation(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    org_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let client = pool.get().await?;
+    let membership = db::accept_invitation(&client, caller.user_id, *org_id).await?;
+    Ok(HttpResponse::Ok().json(membership))
+}

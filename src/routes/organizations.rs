@@ -1,0 +1,169 @@
+use actix_web::{http::header, web, HttpResponse};
+use deadpool_postgres::Pool;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::db::{self, NewOrganization, Organization, UserOrganization};
+use crate::domain::{Page, PageParams, Paginated};
+use crate::error::{ApiError, ErrorBody};
+
+/// The body of `POST /organizations`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganization {
+    /// 1 to 255 characters, unique in the tenant (case-insensitively).
+    pub name: String,
+    /// 2 to 50 characters of `a-z`, `0-9` and single hyphens, unique in the tenant.
+    pub slug: String,
+    pub description: Option<String>,
+    /// A lowercase hostname with at least one dot.
+    pub domain: Option<String>,
+    pub billing_email: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub billing_address: Option<Value>,
+    pub stripe_customer_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+impl From<CreateOrganization> for NewOrganization {
+    fn from(body: CreateOrganization) -> NewOrganization {
+        NewOrganization {
+            name: body.name,
+            slug: body.slug,
+            description: body.description,
+            domain: body.domain,
+            billing_email: body.billing_email,
+            billing_address: body.billing_address,
+            stripe_customer_id: body.stripe_customer_id,
+            metadata: body.metadata,
+        }
+    }
+}
+
+/// Create an organization; the caller becomes its owner.
+#[utoipa::path(post, path = "/organizations", tag = "organizations",
+    request_body = CreateOrganization,
+    responses(
+        (status = 201, body = Organization, headers(("Location" = String))),
+        (status = 409, description = "name or slug taken", body = ErrorBody),
+        (status = 422, description = "invalid field", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_organization(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    body: web::Json<CreateOrganization>,
+) -> Result<HttpResponse, ApiError> {
+    let client = pool.get().await?;
+    let new = NewOrganization::from(body.into_inner());
+    let org = db::create_organization(&client, caller.user_id, &new).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/organizations/{}", org.id)))
+        .json(org))
+}
+
+/// The caller's organizations, with its role and status in each.
+#[utoipa::path(get, path = "/organizations", tag = "organizations", params(PageParams),
+    responses((status = 200, body = Paginated<UserOrganization>), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_organizations(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&params)?;
+    let client = pool.get().await?;
+    let rows = db::list_organizations(&client, caller.user_id, page).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
+}
+
+/// One organization, with its count of active members.
+#[utoipa::path(get, path = "/organizations/{org_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path)),
+    responses((status = 200, body = Organization), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_organization(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    org_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let client = pool.get().await?;
+    let org = db::get_organization(&client, caller.user_id, *org_id).await?;
+    Ok(HttpResponse::Ok().json(org))
+}
+
+/// Partial update (also under `PUT`): absent fields stay, `null` clears a nullable field,
+/// unknown fields are refused with 422.
+#[utoipa::path(patch, path = "/organizations/{org_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path)),
+    request_body(content = Object, description = "Any of name, slug, description, domain, billing_email, billing_address, stripe_customer_id, metadata"),
+    responses(
+        (status = 200, body = Organization),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn update_organization(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    org_id: web::Path<Uuid>,
+    changes: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let client = pool.get().await?;
+    let org = db::update_organization(&client, caller.user_id, *org_id, &changes).await?;
+    Ok(HttpResponse::Ok().json(org))
+}
+
+/// Soft-delete an organization (owners and tenant admins).
+#[utoipa::path(delete, path = "/organizations/{org_id}", tag = "organizations",
+    params(("org_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_organization(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    org_id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let client = pool.get().await?;
+    db::delete_organization(&client, caller.user_id, *org_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A user's organizations: the caller's own, or anyone's for a tenant admin.
+#[utoipa::path(get, path = "/users/{user_id}/organizations", tag = "organizations",
+    params(("user_id" = Uuid, Path), PageParams),
+    responses(
+        (status = 200, body = Paginated<UserOrganization>),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_user_organizations(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    user_id: web::Path<Uuid>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&params)?;
+    let client = pool.get().await?;
+    let rows = db::list_user_organizations(&client, caller.user_id, *user_id, page).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
+}
+
+/// Every organization of the caller's tenant (tenant admins).
+#[utoipa::path(get, path = "/tenant/organizations", tag = "organizations", params(PageParams),
+    responses((status = 200, body = Paginated<Organization>), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_tenant_organizations(
+    caller: Caller,
+    pool: web::Data<Pool>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&params)?;
+    let client = pool.get().await?;
+    let rows = db::list_tenant_organizations(&client, caller.user_id, page).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
+}

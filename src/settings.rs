@@ -1,0 +1,158 @@
+//! Configuration, read once from the environment at start-up. A missing or malformed setting
+//! stops start-up with one line that names it.
+
+use std::env;
+use std::fmt;
+use std::time::Duration;
+
+/// Everything `roster serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    /// Role the pool's connections switch to (`set role`), so that the API holds only the
+    /// function grants of `roster_app` even when DATABASE_URL logs in as a superuser. Empty
+    /// keeps the login role.
+    pub database_role: Option<String>,
+    pub bind_addr: String,
+    pub redis_url: Option<String>,
+    pub jwt: JwtSettings,
+    pub pool_size: usize,
+    /// How long a request waits for a pooled connection before answering 503.
+    pub pool_timeout: Duration,
+    /// Request bodies over this many bytes get 413.
+    pub body_limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSettings {
+    pub key: JwtKey,
+    /// Checked, and required in every token, when set.
+    pub issuer: Option<String>,
+    /// Checked, and required in every token, when set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway_seconds: u64,
+}
+
+/// One algorithm per key (RFC 8725): HS256 with a shared secret, or RS256 with an identity
+/// provider's public key.
+#[derive(Clone)]
+pub enum JwtKey {
+    Hs256Secret(Vec<u8>),
+    Rs256PublicKeyPem(Vec<u8>),
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwtKey::Hs256Secret(_) => f.write_str("Hs256Secret(..)"),
+            JwtKey::Rs256PublicKeyPem(_) => f.write_str("Rs256PublicKeyPem(..)"),
+        }
+    }
+}
+
+/// A setting that is missing or malformed: `JWT_SECRET: must be at least 32 bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {problem}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl SettingsError {
+    fn new(name: &'static str, problem: impl Into<String>) -> SettingsError {
+        SettingsError {
+            name,
+            problem: problem.into(),
+        }
+    }
+}
+
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+/// HS256 secrets shorter than the hash output are brute-forceable (RFC 7518 section 3.2).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Settings {
+            database_url: var("DATABASE_URL")?
+                .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned()),
+            database_role: match var("DATABASE_ROLE")? {
+                None => Some("roster_app".to_owned()),
+                Some(role) if role.is_empty() => None,
+                Some(role) => Some(role),
+            },
+            bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| DEFAULT_BIND_ADDR.to_owned()),
+            redis_url: var("REDIS_URL")?.filter(|url| !url.is_empty()),
+            jwt: JwtSettings::from_env()?,
+            // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
+            pool_size: parse_var("POOL_SIZE", cores * 4, |n: usize| n >= 1)?,
+            pool_timeout: Duration::from_millis(parse_var("POOL_TIMEOUT_MS", 2_000, |ms: u64| {
+                ms >= 1
+            })?),
+            body_limit: parse_var("BODY_LIMIT_BYTES", 64 * 1024, |n: usize| n >= 1024)?,
+        })
+    }
+}
+
+impl JwtSettings {
+    /// Also used alone by the commands that sign tokens without serving.
+    pub fn from_env() -> Result<JwtSettings, SettingsError> {
+        let key = match (var("JWT_SECRET")?, var("JWT_PUBLIC_KEY")?) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError::new(
+                    "JWT_SECRET",
+                    "set JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256), not both",
+                ))
+            }
+            (None, None) => {
+                return Err(SettingsError::new(
+                    "JWT_SECRET",
+                    "missing: set JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256 public key, PEM text or file path)",
+                ))
+            }
+            (Some(secret), None) => JwtKey::Hs256Secret(secret.into_bytes()),
+            (None, Some(key)) if key.trim_start().starts_with("-----BEGIN") => {
+                JwtKey::Rs256PublicKeyPem(key.into_bytes())
+            }
+            (None, Some(path)) => JwtKey::Rs256PublicKeyPem(std::fs::read(&path).map_err(|e| {
+                SettingsError::new("JWT_PUBLIC_KEY", format!("cannot read {path}: {e}"))
+            })?),
+        };
+        let settings = JwtSettings {
+            key,
+            issuer: var("JWT_ISSUER")?.filter(|s| !s.is_empty()),
+            audience: var("JWT_AUDIENCE")?.filter(|s| !s.is_empty()),
+            leeway_seconds: parse_var("JWT_LEEWAY_SECONDS", 5, |s: u64| s <= 300)?,
+        };
+        // Fail at start-up, not at the first request.
+        crate::auth::JwtVerifier::new(&settings)?;
+        Ok(settings)
+    }
+}
+
+fn var(name: &'static str) -> Result<Option<String>, SettingsError> {
+    match env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(env::VarError::NotUnicode(_)) => Err(SettingsError::new(name, "not valid UTF-8")),
+    }
+}
+
+fn parse_var<T>(
+    name: &'static str,
+    default: T,
+    valid: impl Fn(T) -> bool,
+) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + Copy + fmt::Display,
+{
+    let Some(text) = var(name)? else {
+        return Ok(default);
+    };
+    match text.trim().parse::<T>() {
+        Ok(value) if valid(value) => Ok(value),
+        _ => Err(SettingsError::new(name, format!("invalid value {text:?}"))),
+    }
+}

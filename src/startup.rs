@@ -1,0 +1,205 @@
+//! Builds the application: the pool, the shared state, and the route table.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::auth::JwtVerifier;
+use crate::error::ApiError;
+use crate::routes::{health, members, organizations};
+use crate::settings::{Settings, SettingsError};
+
+/// A bound, not yet running, HTTP server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot bind {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("DATABASE_URL: cannot connect")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Application {
+    /// Binds `settings.bind_addr` (port 0 picks a free port) and prepares the server. The
+    /// database must already be migrated.
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let verifier = web::Data::new(JwtVerifier::new(&settings.jwt)?);
+        let pool = build_pool(&settings)?;
+        // Fail now, with a clear message, if the database or DATABASE_ROLE is wrong.
+        drop(
+            pool.get()
+                .await
+                .map_err(|e| StartupError::Database(Box::new(e)))?,
+        );
+        let pool = web::Data::new(pool);
+
+        let listener =
+            TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
+                addr: settings.bind_addr.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.bind_addr.clone(),
+                source,
+            })?
+            .port();
+        let body_limit = settings.body_limit;
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(verifier.clone())
+                .app_data(pool.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(body_limit)
+                        .error_handler(json_error),
+                )
+                .app_data(web::PathConfig::default().error_handler(path_error))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .configure(routes)
+                .default_service(web::to(no_route))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.bind_addr.clone(),
+            source,
+        })?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The route table: every endpoint of the API, in one place.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/openapi.json", web::get().to(health::openapi))
+        .service(
+            web::resource("/organizations")
+                .route(web::get().to(organizations::list_organizations))
+                .route(web::post().to(organizations::create_organization)),
+        )
+        .service(
+            web::resource("/organizations/{org_id}")
+                .route(web::get().to(organizations::get_organization))
+                .route(web::patch().to(organizations::update_organization))
+                .route(web::put().to(organizations::update_organization))
+                .route(web::delete().to(organizations::delete_organization)),
+        )
+        .service(
+            web::resource("/organizations/{org_id}/members")
+                .route(web::get().to(members::list_members))
+                .route(web::post().to(members::add_member)),
+        )
+        .service(
+            web::resource("/organizations/{org_id}/members/{user_id}")
+                .route(web::patch().to(members::update_member))
+                .route(web::put().to(members::update_member))
+                .route(web::delete().to(members::remove_member)),
+        )
+        .route(
+            "/organizations/{org_id}/invitations/accept",
+            web::post().to(members::accept_invitation),
+        )
+        .route(
+            "/users/{user_id}/organizations",
+            web::get().to(organizations::list_user_organizations),
+        )
+        .route(
+            "/tenant/organizations",
+            web::get().to(organizations::list_tenant_organizations),
+        );
+}
+
+fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
+    let config: tokio_postgres::Config = settings
+        .database_url
+        .parse()
+        .map_err(|e| StartupError::Database(Box::new(e)))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let mut builder = Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.pool_timeout))
+        .create_timeout(Some(settings.pool_timeout))
+        .recycle_timeout(Some(settings.pool_timeout));
+    if let Some(role) = settings.database_role.clone() {
+        let statement = format!("set role {}", crate::quote_ident(&role));
+        builder = builder.post_create(Hook::async_fn(move |client, _| {
+            let statement = statement.clone();
+            Box::pin(async move {
+                client
+                    .batch_execute(&statement)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }));
+    }
+    builder
+        .build()
+        .map_err(|e| StartupError::Database(Box::new(e)))
+}
+
+fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    match error {
+        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
+            format!("request body of {length} bytes is over the limit of {limit} bytes"),
+        ),
+        JsonPayloadError::Overflow { limit } => {
+            ApiError::PayloadTooLarge(format!("request body is over the limit of {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::BadRequest("expected Content-Type: application/json".into())
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Invalid(e.to_string()),
+        other => ApiError::BadRequest(format!("malformed JSON body: {other}")),
+    }
+    .into()
+}
+
+fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid path parameter: {error}")).into()
+}
+
+fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query string: {error}")).into()
+}
+
+async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::Rejected {
+        status: actix_web::http::StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: format!("no route for {} {}", request.method(), request.path()),
+    })
+}

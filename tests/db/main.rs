@@ -1,0 +1,18 @@
+#[path = "../common/mod.rs"]
+mod common;
+
+#[tokio::test]
+async fn migrations_create_roster_schema() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "select exists (select 1 from information_schema.schemata \
+             where schema_name = 'roster') as present",
+            &[],
+        )
+        .await
+        .expect("query information_schema.schemata");
+    let present: bool = row.try_get("present").expect("column present");
+    assert!(present, "schema roster should exist after migrations");
+}
