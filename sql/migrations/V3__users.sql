@@ -13,6 +13,9 @@ create table roster.users (
   created_at      timestamptz not null default now(),
   updated_at      timestamptz not null default now(),
   deleted_at      timestamptz, -- soft delete: ends the user's memberships (see V5)
+  -- Bumped by every change to the user or to any of its memberships: caches of what this user
+  -- may do key on it (see V10).
+  authz_version   bigint      not null default 1,
   constraint pk_users primary key (tenant_id, id),
   constraint fk_users_tenant foreign key (tenant_id) references roster.tenants (id),
   constraint ck_users_email_format
@@ -32,8 +35,25 @@ create index ix_users_id on roster.users (id);
 -- ============================================================================================
 -- Triggers
 -- ============================================================================================
-create trigger tg_users__touch_updated_at before update on roster.users
-  for each row execute function roster.tg__touch_updated_at();
+/* An edit of the user touches updated_at and bumps authz_version. An update that changes
+   authz_version itself is a bump from a membership change (V5), not an edit of the user. */
+create function roster.tg_users__touch() returns trigger
+  language plpgsql
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if new.authz_version = old.authz_version then
+    new.updated_at := now();
+    new.authz_version := old.authz_version + 1;
+  end if;
+  return new;
+end
+$$;
+comment on function roster.tg_users__touch() is
+  'Trigger: an edit of a user touches updated_at and bumps authz_version.';
+
+create trigger tg_users__touch before update on roster.users
+  for each row execute function roster.tg_users__touch();
 
 -- ============================================================================================
 -- Internal helpers
@@ -41,9 +61,11 @@ create trigger tg_users__touch_updated_at before update on roster.users
 
 /* The acting user, resolved once at the top of every actor-checked function. A deleted user, or
    a user of a deleted tenant, cannot act. Two live rows with one id (only possible by raw SQL)
-   raise too_many_rows rather than picking a tenant at random. */
+   raise too_many_rows rather than picking a tenant at random. It also records the actor for the
+   rest of the transaction (setting roster.actor_id), so that the audit trail (V11) names who
+   asked for each change; raw SQL leaves it unset and the audit names the database user. */
 create function roster._actor(p_actor_id uuid) returns roster.users
-  language plpgsql stable
+  language plpgsql volatile
   set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -53,6 +75,7 @@ begin
     from roster.users u
     join roster.tenants t on t.id = u.tenant_id and t.deleted_at is null
    where u.id = p_actor_id and u.deleted_at is null;
+  perform set_config('roster.actor_id', v_actor.id::text, true);
   return v_actor;
 exception when no_data_found then
   raise exception using errcode = 'RNACT',
@@ -60,7 +83,7 @@ exception when no_data_found then
 end
 $$;
 comment on function roster._actor(uuid) is
-  'Internal: the live user p_actor_id of a live tenant, or RNACT.';
+  'Internal: the live user p_actor_id of a live tenant, or RNACT; records it as roster.actor_id for the audit trail.';
 
 -- ============================================================================================
 -- Public functions

@@ -69,11 +69,12 @@ create trigger tg_organization_memberships__touch
   before insert or update on roster.organization_memberships
   for each row execute function roster.tg_organization_memberships__touch();
 
-/* Every membership change bumps its organization's authz_version. Besides telling caches that
-   authorization here changed, the row update serializes concurrent membership changes of one
-   organization: under READ COMMITTED the second writer waits and then sees the first one's
-   commit; under REPEATABLE READ or SERIALIZABLE it fails with a serialization error (40001)
-   instead of acting on a stale snapshot. The last-owner guard relies on this. */
+/* Every membership change bumps the authz_version of its organization and of its user. Besides
+   telling caches that authorization there changed, the organization row update serializes
+   concurrent membership changes of one organization: under READ COMMITTED the second writer
+   waits and then sees the first one's commit; under REPEATABLE READ or SERIALIZABLE it fails
+   with a serialization error (40001) instead of acting on a stale snapshot. The last-owner guard
+   relies on this. */
 create function roster.tg_organization_memberships__bump_authz_version() returns trigger
   language plpgsql
   set search_path = pg_catalog, pg_temp
@@ -82,16 +83,22 @@ begin
   if tg_op in ('UPDATE', 'DELETE') then
     update roster.organizations o set authz_version = o.authz_version + 1
      where o.tenant_id = old.tenant_id and o.id = old.organization_id;
+    update roster.users u set authz_version = u.authz_version + 1
+     where u.tenant_id = old.tenant_id and u.id = old.user_id;
   end if;
-  if tg_op in ('INSERT', 'UPDATE') and (tg_op = 'INSERT' or new.organization_id <> old.organization_id) then
+  if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new.organization_id <> old.organization_id) then
     update roster.organizations o set authz_version = o.authz_version + 1
      where o.tenant_id = new.tenant_id and o.id = new.organization_id;
+  end if;
+  if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new.user_id <> old.user_id) then
+    update roster.users u set authz_version = u.authz_version + 1
+     where u.tenant_id = new.tenant_id and u.id = new.user_id;
   end if;
   return null;
 end
 $$;
 comment on function roster.tg_organization_memberships__bump_authz_version() is
-  'Trigger: bumps organizations.authz_version for every membership change (cache key and write serialization point).';
+  'Trigger: bumps organizations.authz_version and users.authz_version for every membership change (cache keys and write serialization point).';
 
 create trigger tg_organization_memberships__bump_authz_version
   after insert or update or delete on roster.organization_memberships

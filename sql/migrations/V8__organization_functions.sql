@@ -104,7 +104,7 @@ create function roster.list_user_organizations(
     id uuid, tenant_id uuid, name text, slug text, description text, domain text,
     billing_email text, billing_address jsonb, stripe_customer_id text, metadata jsonb,
     created_at timestamptz, updated_at timestamptz, created_by uuid,
-    role text, status text, joined_at timestamptz, member_count bigint
+    role text, status text, joined_at timestamptz, member_count bigint, authz_version bigint
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
@@ -128,7 +128,8 @@ begin
   return query
   select o.id, o.tenant_id, o.name, o.slug, o.description, o.domain, o.billing_email,
          o.billing_address, o.stripe_customer_id, o.metadata, o.created_at, o.updated_at,
-         o.created_by, m.role, m.status, m.joined_at, roster._member_count(o.tenant_id, o.id)
+         o.created_by, m.role, m.status, m.joined_at, roster._member_count(o.tenant_id, o.id),
+         o.authz_version
     from roster.organization_memberships m
     join roster.organizations o
       on o.tenant_id = m.tenant_id and o.id = m.organization_id and o.deleted_at is null
@@ -138,7 +139,7 @@ begin
 end
 $$;
 comment on function roster.list_user_organizations(uuid, uuid, integer, integer) is
-  'The organizations a user belongs to (invited, active or suspended), with role, status, joined_at and member_count, by name. The actor itself or a tenant admin (RDNID otherwise). p_limit 1..1000.';
+  'The organizations a user belongs to (invited, active or suspended), with role, status, joined_at, member_count and the organization''s authz_version (for caches), by name. The actor itself or a tenant admin (RDNID otherwise). p_limit 1..1000.';
 
 create function roster.list_organizations(
   p_actor_id uuid,
@@ -149,7 +150,7 @@ create function roster.list_organizations(
     id uuid, tenant_id uuid, name text, slug text, description text, domain text,
     billing_email text, billing_address jsonb, stripe_customer_id text, metadata jsonb,
     created_at timestamptz, updated_at timestamptz, created_by uuid,
-    role text, status text, joined_at timestamptz, member_count bigint
+    role text, status text, joined_at timestamptz, member_count bigint, authz_version bigint
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
