@@ -72,6 +72,33 @@ impl ApiError {
         }
     }
 
+    /// RNFND's answer, for decisions taken from the cache.
+    pub fn organization_not_found(org: uuid::Uuid) -> ApiError {
+        ApiError::rejected(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("organization {org} not found"),
+        )
+    }
+
+    /// RDNID's answer, for decisions taken from the cache.
+    pub fn forbidden(message: String) -> ApiError {
+        ApiError::Rejected {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message,
+        }
+    }
+
+    /// A path that matches no route.
+    pub fn no_route(method: &str, path: &str) -> ApiError {
+        ApiError::rejected(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("no route for {method} {path}"),
+        )
+    }
+
     fn rejected(status: StatusCode, code: &'static str, message: &str) -> ApiError {
         ApiError::Rejected {
             status,

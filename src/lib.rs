@@ -4,12 +4,16 @@
 //! serves them over HTTP.
 
 pub mod auth;
+pub mod cache;
 pub mod db;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod listener;
+pub mod metrics;
 pub mod migrate;
 pub mod openapi;
+pub mod reads;
 pub mod routes;
 pub mod settings;
 pub mod startup;

@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, members, organizations};
+use crate::routes::{authz, health, members, organizations};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,8 +23,12 @@ use crate::routes::{health, members, organizations};
         members::update_member,
         members::remove_member,
         members::accept_invitation,
+        organizations::list_audit_events,
+        authz::me,
+        authz::check,
         health::healthz,
         health::readyz,
+        health::metrics,
         health::openapi,
     ),
     modifiers(&BearerAuth)

@@ -14,7 +14,14 @@ pub struct Settings {
     /// keeps the login role.
     pub database_role: Option<String>,
     pub bind_addr: String,
+    /// No cache when None.
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    pub cache_namespace: String,
+    /// Redis calls slower than this are abandoned: the request goes to the database.
+    pub redis_timeout: Duration,
+    /// Lifetime of every cache entry: a safety net, exactness comes from notifications.
+    pub cache_ttl_seconds: u64,
     pub jwt: JwtSettings,
     pub pool_size: usize,
     /// How long a request waits for a pooled connection before answering 503.
@@ -85,6 +92,15 @@ impl Settings {
             },
             bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| DEFAULT_BIND_ADDR.to_owned()),
             redis_url: var("REDIS_URL")?.filter(|url| !url.is_empty()),
+            cache_namespace: var("CACHE_NAMESPACE")?
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or_else(|| "roster".to_owned()),
+            redis_timeout: Duration::from_millis(parse_var("REDIS_TIMEOUT_MS", 100, |ms: u64| {
+                ms >= 1
+            })?),
+            cache_ttl_seconds: parse_var("CACHE_TTL_SECONDS", 300, |s: u64| {
+                (1..=86_400).contains(&s)
+            })?,
             jwt: JwtSettings::from_env()?,
             // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
             pool_size: parse_var("POOL_SIZE", cores * 4, |n: usize| n >= 1)?,

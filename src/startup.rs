@@ -1,6 +1,8 @@
-//! Builds the application: the pool, the shared state, and the route table.
+//! Builds the application: the pool, the cache and its listener, the shared state, and the
+//! route table.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -9,14 +11,34 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, Recycling
 use tokio_postgres::NoTls;
 
 use crate::auth::JwtVerifier;
+use crate::cache::{Cache, CacheState, FillHook};
+use crate::db::Db;
 use crate::error::ApiError;
-use crate::routes::{health, members, organizations};
+use crate::metrics::{Metrics, RecordRequests};
+use crate::routes::{authz, health, members, organizations};
 use crate::settings::{Settings, SettingsError};
+
+/// What every handler may use.
+pub struct AppState {
+    pub db: Db,
+    /// None without REDIS_URL.
+    pub cache: Option<Arc<Cache>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    pub fn cache_state(&self) -> CacheState {
+        self.cache
+            .as_ref()
+            .map_or(CacheState::Disabled, |cache| cache.state())
+    }
+}
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
     port: u16,
     server: Server,
+    change_listener: Option<tokio::task::JoinHandle<()>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +53,23 @@ pub enum StartupError {
     },
     #[error("DATABASE_URL: cannot connect")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("REDIS_URL: invalid")]
+    Redis(#[source] redis::RedisError),
 }
 
 impl Application {
     /// Binds `settings.bind_addr` (port 0 picks a free port) and prepares the server. The
     /// database must already be migrated.
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        Application::build_with(settings, None).await
+    }
+
+    /// `build`, with a hook run between each database read and the cache write of its result
+    /// (tests use it to force the read–invalidate race).
+    pub async fn build_with(
+        settings: Settings,
+        fill_hook: Option<FillHook>,
+    ) -> Result<Application, StartupError> {
         let verifier = web::Data::new(JwtVerifier::new(&settings.jwt)?);
         let pool = build_pool(&settings)?;
         // Fail now, with a clear message, if the database or DATABASE_ROLE is wrong.
@@ -45,7 +78,36 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::Database(Box::new(e)))?,
         );
-        let pool = web::Data::new(pool);
+        let metrics = Arc::new(Metrics::default());
+        let (cache, change_listener) = match &settings.redis_url {
+            None => {
+                log::info!("REDIS_URL is not set: no cache, every request reads the database");
+                (None, None)
+            }
+            Some(url) => {
+                let cache = Cache::new(
+                    url,
+                    &settings.cache_namespace,
+                    settings.redis_timeout,
+                    settings.cache_ttl_seconds,
+                    metrics.clone(),
+                    fill_hook,
+                )
+                .map_err(StartupError::Redis)?;
+                let cache = Arc::new(cache);
+                let change_listener = tokio::spawn(crate::listener::run(
+                    settings.database_url.clone(),
+                    cache.clone(),
+                    metrics.clone(),
+                ));
+                (Some(cache), Some(change_listener))
+            }
+        };
+        let state = web::Data::new(AppState {
+            db: Db::new(pool, metrics.clone()),
+            cache,
+            metrics: metrics.clone(),
+        });
 
         let listener =
             TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
@@ -62,8 +124,9 @@ impl Application {
         let body_limit = settings.body_limit;
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(RecordRequests(metrics.clone()))
                 .app_data(verifier.clone())
-                .app_data(pool.clone())
+                .app_data(state.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(body_limit)
@@ -81,7 +144,11 @@ impl Application {
         })?
         .shutdown_timeout(30)
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            change_listener,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -90,7 +157,11 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some(change_listener) = self.change_listener {
+            change_listener.abort();
+        }
+        result
     }
 }
 
@@ -98,6 +169,7 @@ impl Application {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/openapi.json", web::get().to(health::openapi))
         .service(
             web::resource("/organizations")
@@ -126,6 +198,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/organizations/{org_id}/invitations/accept",
             web::post().to(members::accept_invitation),
         )
+        .route("/organizations/{org_id}/me", web::get().to(authz::me))
+        .route(
+            "/organizations/{org_id}/audit-events",
+            web::get().to(organizations::list_audit_events),
+        )
+        .route("/authz/check", web::post().to(authz::check))
         .route(
             "/users/{user_id}/organizations",
             web::get().to(organizations::list_user_organizations),
@@ -197,9 +275,8 @@ fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
 }
 
 async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::Rejected {
-        status: actix_web::http::StatusCode::NOT_FOUND,
-        code: "not_found",
-        message: format!("no route for {} {}", request.method(), request.path()),
-    })
+    Err(ApiError::no_route(
+        request.method().as_str(),
+        request.path(),
+    ))
 }

@@ -1,8 +1,8 @@
 use actix_web::{web, HttpResponse};
-use deadpool_postgres::Pool;
 use serde_json::json;
 
 use crate::db;
+use crate::startup::AppState;
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
@@ -10,21 +10,34 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The database answers (503 otherwise).
+/// The database answers (503 otherwise); the cache is `ok`, `degraded` (requests go to the
+/// database) or `disabled` (no REDIS_URL), which does not make the service unready.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
-pub async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
-    let database = match pool.get().await {
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = match state.db.client().await {
         Ok(client) => db::ping(&client).await.is_ok(),
         Err(_) => false,
     };
     let body = json!({
         "status": if database { "ok" } else { "unavailable" },
         "database": if database { "ok" } else { "unavailable" },
+        "cache": state.cache_state().as_str(),
     });
     match database {
         true => HttpResponse::Ok().json(body),
         false => HttpResponse::ServiceUnavailable().json(body),
     }
+}
+
+/// Prometheus metrics: requests by route and status, cache, listener and pool figures.
+#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let text = state
+        .metrics
+        .render(&state.db.status(), state.cache_state().as_str());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
 }
 
 /// This API's OpenAPI 3 document.

@@ -1,5 +1,5 @@
+use crate::startup::AppState;
 use actix_web::{http::header, web, HttpResponse};
-use deadpool_postgres::Pool;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -8,6 +8,8 @@ use crate::auth::Caller;
 use crate::db::{self, Member, Membership};
 use crate::domain::{MembershipStatus, Page, PageParams, Paginated, Role};
 use crate::error::{ApiError, ErrorBody};
+use crate::reads;
+use crate::routes::json_bytes;
 
 /// The body of `POST /organizations/{org_id}/members`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,13 +42,13 @@ pub struct UpdateMember {
     security(("bearer" = [])))]
 pub async fn add_member(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
     body: web::Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let role = body.role.unwrap_or(Role::Member);
     let status = body.status.unwrap_or(MembershipStatus::Active);
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     let membership =
         db::add_member(&client, caller.user_id, *org_id, body.user_id, role, status).await?;
     Ok(HttpResponse::Created()
@@ -67,14 +69,13 @@ pub async fn add_member(
     security(("bearer" = [])))]
 pub async fn list_members(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&params)?;
-    let client = pool.get().await?;
-    let rows = db::list_members(&client, caller.user_id, *org_id, page).await?;
-    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
+    let body = reads::members(&state, caller.user_id, *org_id, page).await?;
+    Ok(json_bytes(body))
 }
 
 /// Change a member's role and/or status (also under `PUT`).
@@ -88,12 +89,12 @@ pub async fn list_members(
     security(("bearer" = [])))]
 pub async fn update_member(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<UpdateMember>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, user_id) = path.into_inner();
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     let membership = db::update_member(
         &client,
         caller.user_id,
@@ -116,11 +117,11 @@ pub async fn update_member(
     security(("bearer" = [])))]
 pub async fn remove_member(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, user_id) = path.into_inner();
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     db::remove_member(&client, caller.user_id, org_id, user_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -135,10 +136,10 @@ pub async fn remove_member(
     security(("bearer" = [])))]
 pub async fn accept_invitation(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     let membership = db::accept_invitation(&client, caller.user_id, *org_id).await?;
     Ok(HttpResponse::Ok().json(membership))
 }

@@ -1,14 +1,16 @@
+use crate::startup::AppState;
 use actix_web::{http::header, web, HttpResponse};
-use deadpool_postgres::Pool;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::{self, NewOrganization, Organization, UserOrganization};
+use crate::db::{self, AuditEvent, NewOrganization, Organization, UserOrganization};
 use crate::domain::{Page, PageParams, Paginated};
 use crate::error::{ApiError, ErrorBody};
+use crate::reads;
+use crate::routes::json_bytes;
 
 /// The body of `POST /organizations`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,10 +57,10 @@ impl From<CreateOrganization> for NewOrganization {
     security(("bearer" = [])))]
 pub async fn create_organization(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     body: web::Json<CreateOrganization>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     let new = NewOrganization::from(body.into_inner());
     let org = db::create_organization(&client, caller.user_id, &new).await?;
     Ok(HttpResponse::Created()
@@ -72,13 +74,12 @@ pub async fn create_organization(
     security(("bearer" = [])))]
 pub async fn list_organizations(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&params)?;
-    let client = pool.get().await?;
-    let rows = db::list_organizations(&client, caller.user_id, page).await?;
-    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
+    let body = reads::user_organizations(&state, caller.user_id, page).await?;
+    Ok(json_bytes(body))
 }
 
 /// One organization, with its count of active members.
@@ -88,12 +89,11 @@ pub async fn list_organizations(
     security(("bearer" = [])))]
 pub async fn get_organization(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = pool.get().await?;
-    let org = db::get_organization(&client, caller.user_id, *org_id).await?;
-    Ok(HttpResponse::Ok().json(org))
+    let body = reads::organization(&state, caller.user_id, *org_id).await?;
+    Ok(json_bytes(body))
 }
 
 /// Partial update (also under `PUT`): absent fields stay, `null` clears a nullable field,
@@ -109,11 +109,11 @@ pub async fn get_organization(
     security(("bearer" = [])))]
 pub async fn update_organization(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
     changes: web::Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     let org = db::update_organization(&client, caller.user_id, *org_id, &changes).await?;
     Ok(HttpResponse::Ok().json(org))
 }
@@ -125,10 +125,10 @@ pub async fn update_organization(
     security(("bearer" = [])))]
 pub async fn delete_organization(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     db::delete_organization(&client, caller.user_id, *org_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -143,12 +143,12 @@ pub async fn delete_organization(
     security(("bearer" = [])))]
 pub async fn list_user_organizations(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     user_id: web::Path<Uuid>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&params)?;
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     let rows = db::list_user_organizations(&client, caller.user_id, *user_id, page).await?;
     Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
 }
@@ -159,11 +159,31 @@ pub async fn list_user_organizations(
     security(("bearer" = [])))]
 pub async fn list_tenant_organizations(
     caller: Caller,
-    pool: web::Data<Pool>,
+    state: web::Data<AppState>,
     params: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&params)?;
-    let client = pool.get().await?;
+    let client = state.db.client().await?;
     let rows = db::list_tenant_organizations(&client, caller.user_id, page).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
+}
+
+/// The organization's audit trail, newest first (owners, admins, tenant admins).
+#[utoipa::path(get, path = "/organizations/{org_id}/audit-events", tag = "organizations",
+    params(("org_id" = Uuid, Path), PageParams),
+    responses(
+        (status = 200, body = Paginated<AuditEvent>),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_audit_events(
+    caller: Caller,
+    state: web::Data<AppState>,
+    org_id: web::Path<Uuid>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::parse(&params)?;
+    let client = state.db.client().await?;
+    let rows = db::list_audit_events(&client, caller.user_id, *org_id, page).await?;
     Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
 }

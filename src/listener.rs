@@ -1,0 +1,173 @@
+//! Listens to the database's change stream (channel `roster_changes`, see
+//! `sql/migrations/V10__change_notifications.sql`) on a dedicated connection, not one from the
+//! pool, and applies each notification to the cache.
+//!
+//! Notifications sent while the listener is disconnected are lost, and one that fails to reach
+//! Redis is as good as lost: in both cases the cache stops being used, and once the listener
+//! is connected again (LISTEN first) it starts a new epoch before the cache is used again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+use uuid::Uuid;
+
+use crate::cache::Cache;
+use crate::metrics::Metrics;
+
+pub const CHANNEL: &str = "roster_changes";
+
+/// One notification's payload.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    Organization {
+        organization_id: Uuid,
+        version: i64,
+    },
+    User {
+        user_id: Uuid,
+        version: i64,
+    },
+    /// Everything of a tenant is stale.
+    Tenant {
+        tenant_id: Uuid,
+    },
+    /// Every permission is stale.
+    All,
+}
+
+/// Runs forever: connect, listen, apply; on any failure, stop using the cache and reconnect
+/// with exponential backoff (100 ms doubling to 5 s).
+pub async fn run(database_url: String, cache: Arc<Cache>, metrics: Arc<Metrics>) {
+    const FIRST_DELAY: Duration = Duration::from_millis(100);
+    let mut backoff = FIRST_DELAY;
+    loop {
+        let (listened, outcome) = listen_once(&database_url, &cache, &metrics).await;
+        cache.set_listening(false);
+        if listened {
+            backoff = FIRST_DELAY; // it worked until now: retry quickly
+        }
+        match outcome {
+            Ok(()) => log::warn!("change listener: connection closed; reconnecting in {backoff:?}"),
+            Err(error) => log::warn!("change listener: {error}; reconnecting in {backoff:?}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connection's life. Returns whether the cache was put in use, and why it ended.
+async fn listen_once(
+    database_url: &str,
+    cache: &Cache,
+    metrics: &Metrics,
+) -> (bool, Result<(), String>) {
+    let (client, mut connection) = match tokio_postgres::connect(database_url, NoTls).await {
+        Ok(connected) => connected,
+        Err(error) => return (false, Err(format!("cannot connect: {error}"))),
+    };
+    let (sender, mut notifications) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if sender.send(n.payload().to_owned()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    log::warn!("change listener: connection error: {error}");
+                    break;
+                }
+            }
+        }
+    });
+    let mut listened = false;
+    let result = async {
+        client
+            .batch_execute(&format!("listen {CHANNEL}"))
+            .await
+            .map_err(|e| format!("cannot listen: {e}"))?;
+        metrics.listener_reconnects.add(1);
+        // Anything that changed while we were not listening is unknown: start afresh.
+        cache
+            .start_epoch()
+            .await
+            .map_err(|e| format!("cannot start a cache epoch: {e}"))?;
+        cache.set_listening(true);
+        listened = true;
+        log::info!("change listener: listening on {CHANNEL}; cache in use");
+        while let Some(payload) = notifications.recv().await {
+            metrics.notifications.add(1);
+            apply(cache, &payload)
+                .await
+                .inspect_err(|_| cache.set_listening(false))?;
+        }
+        Ok(())
+    }
+    .await;
+    cache.set_listening(false);
+    driver.abort();
+    (listened, result)
+}
+
+async fn apply(cache: &Cache, payload: &str) -> Result<(), String> {
+    let change = match serde_json::from_str::<Change>(payload) {
+        Ok(change) => change,
+        // Unknown to this version of the API: the safe reading is "anything may have changed".
+        Err(error) => {
+            log::warn!("change listener: unreadable notification {payload:?} ({error}); starting a new epoch");
+            Change::All
+        }
+    };
+    match change {
+        Change::Organization {
+            organization_id,
+            version,
+        } => cache.raise_minimum('o', organization_id, version).await,
+        Change::User { user_id, version } => cache.raise_minimum('u', user_id, version).await,
+        Change::Tenant { .. } | Change::All => cache.start_epoch().await,
+    }
+    .map_err(|e| format!("cannot apply notification {payload}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_of_every_kind_parse() {
+        let org = Uuid::new_v4();
+        let parsed: Change = serde_json::from_str(&format!(
+            r#"{{"kind": "organization", "tenant_id": "{org}", "organization_id": "{org}", "version": 9223372036854775807}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            parsed,
+            Change::Organization {
+                organization_id: org,
+                version: i64::MAX
+            }
+        );
+        let parsed: Change = serde_json::from_str(&format!(
+            r#"{{"kind": "user", "tenant_id": "{org}", "user_id": "{org}", "version": 3}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            parsed,
+            Change::User {
+                user_id: org,
+                version: 3
+            }
+        );
+        assert_eq!(
+            serde_json::from_str::<Change>(r#"{"kind": "all"}"#).unwrap(),
+            Change::All
+        );
+        assert!(serde_json::from_str::<Change>(r#"{"kind": "weather"}"#).is_err());
+    }
+}
