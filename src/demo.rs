@@ -17,11 +17,17 @@ pub struct Demo {
 
 const TENANT_SLUG: &str = "demo";
 const ORG_SLUG: &str = "acme";
-const USERS: [(&str, &str, Option<&str>); 4] = [
-    ("ada@demo.test", "Ada (owner)", Some("owner")),
-    ("grace@demo.test", "Grace (admin)", Some("admin")),
-    ("linus@demo.test", "Linus (member)", Some("member")),
-    ("barbara@demo.test", "Barbara (not yet a member)", None),
+/// (email, display name, role in the demo organization, shell variable for its id)
+const USERS: [(&str, &str, Option<&str>, &str); 4] = [
+    ("ada@demo.test", "Ada (owner)", Some("owner"), "ADA"),
+    ("grace@demo.test", "Grace (admin)", Some("admin"), "GRACE"),
+    ("linus@demo.test", "Linus (member)", Some("member"), "LINUS"),
+    (
+        "barbara@demo.test",
+        "Barbara (not yet a member)",
+        None,
+        "BARBARA",
+    ),
 ];
 
 pub async fn seed(database_url: &str) -> Result<Demo, tokio_postgres::Error> {
@@ -53,7 +59,7 @@ async fn seed_in(client: &impl GenericClient) -> Result<Demo, tokio_postgres::Er
             .try_get("id")?,
     };
     let mut users = Vec::new();
-    for (email, name, role) in USERS {
+    for (email, name, role, _) in USERS {
         let existing = client
             .query_opt(
                 "select id from roster.users where tenant_id = $1 and lower(email) = $2 and deleted_at is null",
@@ -112,7 +118,17 @@ async fn seed_in(client: &impl GenericClient) -> Result<Demo, tokio_postgres::Er
 }
 
 impl Demo {
-    /// The ids a newcomer needs to follow the README with curl.
+    /// `export ADA=... ORG=...`: the ids the README's curl examples use.
+    pub fn exports(&self) -> String {
+        let mut line = String::from("export");
+        for ((_, id, _), (_, _, _, variable)) in self.users.iter().zip(USERS) {
+            let _ = write!(line, " {variable}={id}");
+        }
+        let _ = write!(line, " ORG={}", self.organization);
+        line
+    }
+
+    /// The demo users, their ids and roles.
     pub fn describe(&self) -> String {
         let mut text = format!(
             "Demo tenant {}; organization acme = {}\n",

@@ -97,10 +97,11 @@ async fn demo() -> Result<(), Box<dyn Error>> {
     let bind_addr =
         std::env::var("BIND_ADDR").unwrap_or_else(|_| roster::settings::DEFAULT_BIND_ADDR.into());
     println!("{}", demo.describe());
-    println!("Try it (token valid 24 h, for {}):", demo.owner_email);
+    println!("Paste these into another shell (the token is Ada's, valid 24 h):");
+    println!("  {}", demo.exports());
+    println!("  export TOKEN={token}");
     println!(
-        "  curl -s -H 'Authorization: Bearer {token}' http://{bind_addr}/organizations/{}/members",
-        demo.organization
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" http://{bind_addr}/organizations/$ORG/members"
     );
     Ok(())
 }
