@@ -11,8 +11,15 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::settings::{JwtKey, JwtSettings, SettingsError, MIN_SECRET_BYTES};
 
-/// The claims Roster reads and `roster token` writes.
-#[derive(Debug, Serialize, Deserialize)]
+/// The only claim Roster reads itself; jsonwebtoken checks `exp`, `nbf`, `iss` and `aud`
+/// (which may be a string or an array, RFC 7519 section 4.1.3).
+#[derive(Deserialize)]
+struct Subject {
+    sub: Uuid,
+}
+
+/// The claims `roster token` writes.
+#[derive(Debug, Serialize)]
 pub struct Claims {
     /// The user's id.
     pub sub: Uuid,
@@ -73,7 +80,7 @@ impl JwtVerifier {
 
     /// The user a valid token speaks for.
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
-        jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        jsonwebtoken::decode::<Subject>(token, &self.key, &self.validation)
             .map(|data| data.claims.sub)
             .map_err(|e| ApiError::Unauthenticated(format!("invalid token: {e}")))
     }
@@ -135,7 +142,7 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::Unauthenticated("missing Authorization header".into()))?;
+        .ok_or(ApiError::NoCredentials)?;
     let token = value
         .to_str()
         .ok()

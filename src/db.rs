@@ -448,6 +448,21 @@ pub async fn remove_member(
     Ok(())
 }
 
+pub async fn get_member(
+    client: &Client,
+    actor: Uuid,
+    org: Uuid,
+    user: Uuid,
+) -> Result<Member, ApiError> {
+    let row = query_one(
+        client,
+        "select * from roster.get_member($1, $2, $3)",
+        &[&actor, &org, &user],
+    )
+    .await?;
+    Ok(Member::from_row(&row)?)
+}
+
 pub async fn list_audit_events(
     client: &Client,
     actor: Uuid,

@@ -62,14 +62,17 @@ text_enum!(
     }
 );
 
-/// `?limit=&offset=` as sent; [`Page::parse`] checks the bounds.
-#[derive(Debug, Deserialize, IntoParams)]
+/// `?limit=&offset=` as sent, still text, so that [`Page::parse`] can name the parameter
+/// that is not a number.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1 to 200 (default 50).
-    pub limit: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
     /// Items to skip (default 0).
-    pub offset: Option<i64>,
+    #[param(value_type = Option<i64>)]
+    pub offset: Option<String>,
 }
 
 /// A validated page request.
@@ -84,14 +87,14 @@ impl Page {
     pub const MAX_LIMIT: i64 = 200;
 
     pub fn parse(params: &PageParams) -> Result<Page, ApiError> {
-        let limit = params.limit.unwrap_or(Self::DEFAULT_LIMIT);
+        let limit = integer("limit", params.limit.as_deref())?.unwrap_or(Self::DEFAULT_LIMIT);
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
             return Err(ApiError::Invalid(format!(
                 "limit must be between 1 and {}, got {limit}",
                 Self::MAX_LIMIT
             )));
         }
-        let offset = params.offset.unwrap_or(0);
+        let offset = integer("offset", params.offset.as_deref())?.unwrap_or(0);
         let offset = i32::try_from(offset)
             .ok()
             .filter(|o| *o >= 0)
@@ -111,6 +114,18 @@ impl Page {
     pub fn fetch_limit(self) -> i32 {
         self.limit + 1
     }
+}
+
+/// A query parameter that must be a whole number when present: 400 otherwise.
+fn integer(name: &str, text: Option<&str>) -> Result<Option<i64>, ApiError> {
+    text.map(|text| {
+        text.trim().parse::<i64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "query parameter {name} must be a whole number, got {text:?}"
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// A page of results, as every list endpoint returns it.
@@ -138,7 +153,22 @@ mod tests {
     use super::*;
 
     fn params(limit: Option<i64>, offset: Option<i64>) -> PageParams {
-        PageParams { limit, offset }
+        PageParams {
+            limit: limit.map(|n| n.to_string()),
+            offset: offset.map(|n| n.to_string()),
+        }
+    }
+
+    #[test]
+    fn page_rejects_non_numbers_naming_the_parameter() {
+        let sent = PageParams {
+            limit: Some("abc".into()),
+            offset: None,
+        };
+        match Page::parse(&sent) {
+            Err(ApiError::BadRequest(message)) => assert!(message.contains("limit"), "{message}"),
+            other => panic!("limit=abc should be a 400, got {other:?}"),
+        }
     }
 
     #[test]
@@ -192,6 +222,20 @@ mod tests {
         assert!(full.has_more);
         let last = Paginated::from_rows(vec![1, 2], page);
         assert!(!last.has_more);
+    }
+
+    #[test]
+    fn json_names_are_the_database_texts() {
+        for role in [Role::Owner, Role::Admin, Role::Member] {
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+        for status in [
+            MembershipStatus::Invited,
+            MembershipStatus::Active,
+            MembershipStatus::Suspended,
+        ] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
     }
 
     #[test]

@@ -18,9 +18,16 @@ pub enum ApiError {
     /// 400 Bad Request: the request could not be read (malformed JSON, path or query).
     #[error("{0}")]
     BadRequest(String),
-    /// 401 Unauthorized: no valid credentials; sent with a `WWW-Authenticate` header.
+    /// 401 Unauthorized: no credentials at all; `WWW-Authenticate` names the scheme only
+    /// (RFC 6750 section 3.1).
+    #[error("missing Authorization header: expected Authorization: Bearer <token>")]
+    NoCredentials,
+    /// 401 Unauthorized: invalid credentials; `WWW-Authenticate` says why.
     #[error("{0}")]
     Unauthenticated(String),
+    /// 405 Method Not Allowed: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 413 Payload Too Large: the body is over the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -63,7 +70,8 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::NoCredentials | ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Invalid(_) => "invalid_input",
             ApiError::Rejected { code, .. } => code,
@@ -112,7 +120,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NoCredentials | ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Rejected { status, .. } => *status,
@@ -126,6 +135,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(cause) => log::error!("internal error: {}", cause_chain(&**cause)),
             ApiError::Unavailable(message) => log::warn!("unavailable: {message}"),
+            ApiError::NoCredentials => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"roster\""));
+            }
             ApiError::Unauthenticated(message) => {
                 let description = message.replace('"', "'");
                 response.insert_header((

@@ -112,3 +112,16 @@ async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
     });
     Ok(client)
 }
+
+/// Identifies the migrations compiled into this binary (refinery's checksum of each, in order),
+/// e.g. to name a template database that must match them exactly.
+pub fn fingerprint() -> u64 {
+    // FNV-1a: stable across processes and toolchains, unlike `DefaultHasher`.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for migration in migrations::runner().get_migrations() {
+        for byte in migration.checksum().to_le_bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}

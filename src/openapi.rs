@@ -20,6 +20,7 @@ use crate::routes::{authz, health, members, organizations};
         organizations::list_tenant_organizations,
         members::add_member,
         members::list_members,
+        members::get_member,
         members::update_member,
         members::remove_member,
         members::accept_invitation,

@@ -5,8 +5,11 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::dev::ServiceResponse;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
@@ -124,6 +127,10 @@ impl Application {
         let body_limit = settings.body_limit;
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(
+                    ErrorHandlers::new()
+                        .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
+                )
                 .wrap(RecordRequests(metrics.clone()))
                 .app_data(verifier.clone())
                 .app_data(state.clone())
@@ -167,50 +174,52 @@ impl Application {
 
 /// The route table: every endpoint of the API, in one place.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/openapi.json", web::get().to(health::openapi))
+    use web::{delete, get, patch, post, put, resource};
+    cfg.service(resource("/healthz").route(get().to(health::healthz)))
+        .service(resource("/readyz").route(get().to(health::readyz)))
+        .service(resource("/metrics").route(get().to(health::metrics)))
+        .service(resource("/openapi.json").route(get().to(health::openapi)))
         .service(
-            web::resource("/organizations")
-                .route(web::get().to(organizations::list_organizations))
-                .route(web::post().to(organizations::create_organization)),
-        )
-        .service(
-            web::resource("/organizations/{org_id}")
-                .route(web::get().to(organizations::get_organization))
-                .route(web::patch().to(organizations::update_organization))
-                .route(web::put().to(organizations::update_organization))
-                .route(web::delete().to(organizations::delete_organization)),
+            resource("/organizations")
+                .route(get().to(organizations::list_organizations))
+                .route(post().to(organizations::create_organization)),
         )
         .service(
-            web::resource("/organizations/{org_id}/members")
-                .route(web::get().to(members::list_members))
-                .route(web::post().to(members::add_member)),
+            resource("/organizations/{org_id}")
+                .route(get().to(organizations::get_organization))
+                .route(patch().to(organizations::update_organization))
+                .route(put().to(organizations::update_organization))
+                .route(delete().to(organizations::delete_organization)),
         )
         .service(
-            web::resource("/organizations/{org_id}/members/{user_id}")
-                .route(web::patch().to(members::update_member))
-                .route(web::put().to(members::update_member))
-                .route(web::delete().to(members::remove_member)),
+            resource("/organizations/{org_id}/members")
+                .route(get().to(members::list_members))
+                .route(post().to(members::add_member)),
         )
-        .route(
-            "/organizations/{org_id}/invitations/accept",
-            web::post().to(members::accept_invitation),
+        .service(
+            resource("/organizations/{org_id}/members/{user_id}")
+                .route(get().to(members::get_member))
+                .route(patch().to(members::update_member))
+                .route(put().to(members::update_member))
+                .route(delete().to(members::remove_member)),
         )
-        .route("/organizations/{org_id}/me", web::get().to(authz::me))
-        .route(
-            "/organizations/{org_id}/audit-events",
-            web::get().to(organizations::list_audit_events),
+        .service(
+            resource("/organizations/{org_id}/invitations/accept")
+                .route(post().to(members::accept_invitation)),
         )
-        .route("/authz/check", web::post().to(authz::check))
-        .route(
-            "/users/{user_id}/organizations",
-            web::get().to(organizations::list_user_organizations),
+        .service(resource("/organizations/{org_id}/me").route(get().to(authz::me)))
+        .service(
+            resource("/organizations/{org_id}/audit-events")
+                .route(get().to(organizations::list_audit_events)),
         )
-        .route(
-            "/tenant/organizations",
-            web::get().to(organizations::list_tenant_organizations),
+        .service(resource("/authz/check").route(post().to(authz::check)))
+        .service(
+            resource("/users/{user_id}/organizations")
+                .route(get().to(organizations::list_user_organizations)),
+        )
+        .service(
+            resource("/tenant/organizations")
+                .route(get().to(organizations::list_tenant_organizations)),
         );
 }
 
@@ -272,6 +281,26 @@ fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
 
 fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid query string: {error}")).into()
+}
+
+/// Actix answers a known path's unknown method with an empty 405 and an `Allow` header: keep
+/// the header, give it the JSON error body.
+fn method_not_allowed<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let (request, old) = response.into_parts();
+    let mut new = ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.path()
+    ))
+    .error_response();
+    if let Some(allow) = old.headers().get(header::ALLOW) {
+        new.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, new).map_into_right_body(),
+    ))
 }
 
 async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {

@@ -29,7 +29,8 @@ create index ix_audit_events_organization on roster.audit_events (tenant_id, org
 -- Triggers
 -- ============================================================================================
 
-/* Shared by both audited tables: what changed, by whom. */
+/* Shared by both audited tables: what changed, by whom. Their triggers are security definer so
+   that whoever may write an audited table gets the audit row written too. */
 create function roster._record_audit_event(
   p_tenant_id uuid, p_action text, p_org_id uuid, p_target_user_id uuid, p_before jsonb, p_after jsonb
 ) returns void
@@ -46,7 +47,7 @@ comment on function roster._record_audit_event(uuid, text, uuid, uuid, jsonb, js
   'Internal: appends one audit event, with the actor recorded by roster._actor in this transaction (null for raw SQL).';
 
 create function roster.tg_organizations__audit() returns trigger
-  language plpgsql
+  language plpgsql security definer
   set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -79,7 +80,7 @@ create trigger tg_organizations__audit after insert or update or delete on roste
   for each row execute function roster.tg_organizations__audit();
 
 create function roster.tg_organization_memberships__audit() returns trigger
-  language plpgsql
+  language plpgsql security definer
   set search_path = pg_catalog, pg_temp
 as $$
 declare

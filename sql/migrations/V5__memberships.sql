@@ -104,7 +104,9 @@ create trigger tg_organization_memberships__bump_authz_version
   after insert or update or delete on roster.organization_memberships
   for each row execute function roster.tg_organization_memberships__bump_authz_version();
 
-/* The last-owner guard's check, shared by the membership and the organization triggers. It
+/* The last-owner guard's check, shared by the membership and the organization triggers (which
+   are security definer: a deferred trigger runs at commit as the session's role, e.g.
+   roster_app, which may not call internal helpers). It
    locks the organization row before counting, so that two transactions removing different
    owners of one organization cannot both see the other's owner still there (write skew): the
    second waits for the first to commit and then counts afresh. */
@@ -138,7 +140,7 @@ comment on function roster._assert_has_owner(uuid, uuid) is
   'Internal: raises RLOWN unless the live organization has an active owner; locks the organization row first.';
 
 create function roster.tg_organization_memberships__keep_an_owner() returns trigger
-  language plpgsql
+  language plpgsql security definer
   set search_path = pg_catalog, pg_temp
 as $$
 begin
@@ -164,7 +166,7 @@ create constraint trigger tg_organization_memberships__keep_an_owner
   execute function roster.tg_organization_memberships__keep_an_owner();
 
 create function roster.tg_organizations__require_owner() returns trigger
-  language plpgsql
+  language plpgsql security definer
   set search_path = pg_catalog, pg_temp
 as $$
 begin

@@ -125,10 +125,18 @@ begin
     end if;
   end if;
 
+  -- Only active members see an organization's details; an invited or suspended one sees which
+  -- organization it is (id, name, slug) and its own membership.
   return query
-  select o.id, o.tenant_id, o.name, o.slug, o.description, o.domain, o.billing_email,
-         o.billing_address, o.stripe_customer_id, o.metadata, o.created_at, o.updated_at,
-         o.created_by, m.role, m.status, m.joined_at, roster._member_count(o.tenant_id, o.id),
+  select o.id, o.tenant_id, o.name, o.slug,
+         case when m.status = 'active' then o.description end,
+         case when m.status = 'active' then o.domain end,
+         case when m.status = 'active' then o.billing_email end,
+         case when m.status = 'active' then o.billing_address end,
+         case when m.status = 'active' then o.stripe_customer_id end,
+         case when m.status = 'active' then o.metadata else '{}'::jsonb end,
+         o.created_at, o.updated_at, o.created_by, m.role, m.status, m.joined_at,
+         case when m.status = 'active' then roster._member_count(o.tenant_id, o.id) end,
          o.authz_version
     from roster.organization_memberships m
     join roster.organizations o
@@ -139,7 +147,7 @@ begin
 end
 $$;
 comment on function roster.list_user_organizations(uuid, uuid, integer, integer) is
-  'The organizations a user belongs to (invited, active or suspended), with role, status, joined_at, member_count and the organization''s authz_version (for caches), by name. The actor itself or a tenant admin (RDNID otherwise). p_limit 1..1000.';
+  'The organizations a user belongs to (invited, active or suspended), with role, status, joined_at, member_count and the organization''s authz_version (for caches), by name. Details and member_count only where the membership is active. The actor itself or a tenant admin (RDNID otherwise). p_limit 1..1000.';
 
 create function roster.list_organizations(
   p_actor_id uuid,

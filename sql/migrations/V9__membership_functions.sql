@@ -216,6 +216,37 @@ $$;
 comment on function roster.remove_member(uuid, uuid, uuid) is
   'Removes a member (soft delete); removing yourself is leaving. Needs members:remove (and members:manage_owners for an owner) unless leaving. The last-owner guard applies (RLOWN).';
 
+/* One member, as list_members shows it: what a 201's Location header points to. */
+create function roster.get_member(p_actor_id uuid, p_org_id uuid, p_user_id uuid)
+  returns table (
+    membership_id uuid, user_id uuid, email text, display_name text, role text, status text,
+    invited_by_user_id uuid, invited_by_email text, joined_at timestamptz,
+    last_active_at timestamptz, created_at timestamptz
+  )
+  language plpgsql stable security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_access record := roster._require_permission(p_actor_id, p_org_id, 'members:read');
+begin
+  return query
+  select m.id, m.user_id, u.email, u.display_name, m.role, m.status,
+         m.invited_by_user_id, inviter.email, m.joined_at, m.last_active_at, m.created_at
+    from roster.organization_memberships m
+    join roster.users u on u.tenant_id = m.tenant_id and u.id = m.user_id
+    left join roster.users inviter
+      on inviter.tenant_id = m.tenant_id and inviter.id = m.invited_by_user_id
+   where m.tenant_id = v_access.tenant_id and m.organization_id = p_org_id
+     and m.user_id = p_user_id and m.deleted_at is null;
+  if not found then
+    raise exception using errcode = 'RMBNF',
+      message = format('user %s is not a member of organization %s', coalesce(p_user_id::text, 'null'), v_access.org_slug);
+  end if;
+end
+$$;
+comment on function roster.get_member(uuid, uuid, uuid) is
+  'One live membership of an organization (invited, active or suspended), with user and inviter emails. Needs members:read. RMBNF when the user is not a member.';
+
 create function roster.list_members(
   p_actor_id uuid,
   p_org_id uuid,
@@ -258,5 +289,6 @@ grant execute on function
   roster.accept_invitation(uuid, uuid),
   roster.update_member(uuid, uuid, uuid, text, text),
   roster.remove_member(uuid, uuid, uuid),
+  roster.get_member(uuid, uuid, uuid),
   roster.list_members(uuid, uuid, integer, integer)
 to roster_app;

@@ -78,8 +78,24 @@ pub async fn list_members(
     Ok(json_bytes(body))
 }
 
+/// One member of the organization.
+#[utoipa::path(get, path = "/organizations/{org_id}/members/{user_id}", tag = "members",
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 200, body = Member), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_member(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org_id, user_id) = path.into_inner();
+    let client = state.db.client().await?;
+    let member = db::get_member(&client, caller.user_id, org_id, user_id).await?;
+    Ok(HttpResponse::Ok().json(member))
+}
+
 /// Change a member's role and/or status (also under `PUT`).
-#[utoipa::path(patch, path = "/organizations/{org_id}/members/{user_id}", tag = "members",
+#[utoipa::path(method(patch, put), path = "/organizations/{org_id}/members/{user_id}", tag = "members",
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = UpdateMember,
     responses(
         (status = 200, body = Membership),

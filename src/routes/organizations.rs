@@ -98,7 +98,7 @@ pub async fn get_organization(
 
 /// Partial update (also under `PUT`): absent fields stay, `null` clears a nullable field,
 /// unknown fields are refused with 422.
-#[utoipa::path(patch, path = "/organizations/{org_id}", tag = "organizations",
+#[utoipa::path(method(patch, put), path = "/organizations/{org_id}", tag = "organizations",
     params(("org_id" = Uuid, Path)),
     request_body(content = Object, description = "Any of name, slug, description, domain, billing_email, billing_address, stripe_customer_id, metadata"),
     responses(

@@ -2,11 +2,11 @@
 //! `#[path = "../common/mod.rs"] mod common;`
 //!
 //! Each test gets its own database, cloned with `create database ... template` from a template
-//! that was migrated once. The template is named after a hash of `sql/migrations/`, so it is
-//! reused across runs and processes and rebuilt when a migration changes.
+//! that was migrated once. The template is named after the migrations compiled into the crate
+//! (`roster::migrate::fingerprint`), so it is reused across runs and processes and rebuilt when
+//! a migration changes.
 #![allow(dead_code)]
 
-use std::path::Path;
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
@@ -81,7 +81,9 @@ pub async fn fresh_database() -> TestDatabase {
 
 /// Returns the name of the template for the current migrations, building it if missing.
 async fn ensure_template() -> String {
-    let name = format!("roster_tpl_{:016x}", migrations_hash());
+    // Named after the migrations compiled into the crate under test, not the files on disk:
+    // files edited after the build must not give a stale template a current name.
+    let name = format!("roster_tpl_{:016x}", roster::migrate::fingerprint());
     let admin = connect(&server_url("postgres")).await;
     if database_exists(&admin, &name).await {
         return name;
@@ -199,38 +201,6 @@ async fn database_exists(admin: &Client, name: &str) -> bool {
         .await
         .and_then(|row| row.try_get("present"))
         .expect("look up pg_database")
-}
-
-/// FNV-1a over the relative path and contents of every file under `sql/migrations/`, in path
-/// order. Stable across processes and toolchains, unlike `DefaultHasher`.
-fn migrations_hash() -> u64 {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/migrations");
-    let mut files = Vec::new();
-    collect_files(&root, &mut files);
-    files.sort();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for path in files {
-        let relative = path.strip_prefix(&root).expect("path under sql/migrations");
-        let relative = relative.to_string_lossy();
-        let contents = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let parts = [relative.as_bytes(), b"\0", &contents, b"\0"];
-        for byte in parts.into_iter().flatten() {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
-}
-
-fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    for entry in entries {
-        let path = entry.expect("read sql/migrations").path();
-        if path.is_dir() {
-            collect_files(&path, files);
-        } else {
-            files.push(path);
-        }
-    }
 }
 
 /// `TEST_DATABASE_URL` (or the default server) with its database name replaced by `dbname`.

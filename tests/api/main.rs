@@ -1,0 +1,15 @@
+//! HTTP-level tests: the real app on a free port, one fresh database per test.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod errors;
+mod health;
+mod helpers;
+mod invitations;
+mod members;
+mod openapi;
+mod organizations;
+mod pagination;
+mod permissions;
