@@ -126,7 +126,8 @@ as $$
 begin
   return query
   select u.tenant_id, coalesce(u.is_tenant_admin, false),
-         coalesce(u.deleted_at is null and t.deleted_at is null, false),
+         -- the left joins leave nulls for an unknown id: that user is not live
+         u.id is not null and u.deleted_at is null and t.deleted_at is null,
          coalesce(u.authz_version, 0)
     from (select 1) one
     left join roster.users u on u.id = p_user_id
@@ -137,7 +138,8 @@ comment on function roster.caller_identity(uuid) is
   'Who a user is, for caches: tenant, tenant admin flag, whether it may act (live user of a live tenant), and its authz_version (0 when there is no such user). No actor check.';
 
 /* Always one row: everything the API needs to decide a request in one organization, with the
-   versions it was read at. permissions is empty when the user may not see the organization (not
+   versions it was read at. The joins are left joins, so every test of a joined row checks
+   that the row exists (an organization of another tenant leaves o.* null). permissions is empty when the user may not see the organization (not
    live, not an active member, other tenant, organization deleted or missing); a tenant admin
    gets the owner's permissions whether or not it is a member. */
 create function roster.member_access(p_user_id uuid, p_org_id uuid)
@@ -154,7 +156,7 @@ begin
          coalesce(o.authz_version, 0), m.role, m.status,
          coalesce((select array_agg(rp.permission order by rp.permission)
                      from roster.role_permissions rp
-                    where i.user_live and o.deleted_at is null
+                    where i.user_live and o.id is not null and o.deleted_at is null
                       and rp.role = case when i.is_tenant_admin then 'owner'
                                          when m.status = 'active' then m.role end),
                   '{}')

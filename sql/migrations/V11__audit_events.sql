@@ -141,6 +141,7 @@ create function roster.list_audit_events(
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'audit:read');

@@ -61,9 +61,10 @@ create trigger tg_users__touch before update on roster.users
 
 /* The acting user, resolved once at the top of every actor-checked function. A deleted user, or
    a user of a deleted tenant, cannot act. Two live rows with one id (only possible by raw SQL)
-   raise too_many_rows rather than picking a tenant at random. It also records the actor for the
-   rest of the transaction (setting roster.actor_id), so that the audit trail (V11) names who
-   asked for each change; raw SQL leaves it unset and the audit names the database user. */
+   raise too_many_rows rather than picking a tenant at random. It also records the actor in
+   roster.actor_id, so that the audit trail (V11) names who asked for each change; every public
+   function that calls it declares `set roster.actor_id = ''`, so the setting ends with that
+   call and raw SQL later in the transaction is not credited to it. */
 create function roster._actor(p_actor_id uuid) returns roster.users
   language plpgsql volatile
   set search_path = pg_catalog, pg_temp

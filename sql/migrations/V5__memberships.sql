@@ -100,8 +100,12 @@ $$;
 comment on function roster.tg_organization_memberships__bump_authz_version() is
   'Trigger: bumps organizations.authz_version and users.authz_version for every membership change (cache keys and write serialization point).';
 
+-- Only columns that decide access or what readers see: activity reports (last_active_at) must
+-- not churn caches nor contend on the organization row.
 create trigger tg_organization_memberships__bump_authz_version
-  after insert or update or delete on roster.organization_memberships
+  after insert or delete
+     or update of organization_id, user_id, role, status, deleted_at, invited_by_user_id
+  on roster.organization_memberships
   for each row execute function roster.tg_organization_memberships__bump_authz_version();
 
 /* The last-owner guard's check, shared by the membership and the organization triggers (which
@@ -146,7 +150,7 @@ as $$
 begin
   -- Only reached when an active owner changed (see the trigger's when clause).
   if tg_op = 'UPDATE' and new.role = 'owner' and new.status = 'active' and new.deleted_at is null
-     and new.organization_id = old.organization_id then
+     and new.organization_id = old.organization_id and new.user_id = old.user_id then
     return null;
   end if;
   perform roster._assert_has_owner(old.tenant_id, old.organization_id);
@@ -157,13 +161,37 @@ comment on function roster.tg_organization_memberships__keep_an_owner() is
   'Trigger: the last-owner guard for demoting, suspending, removing or deleting an active owner.';
 
 -- A constraint trigger, so that a DBA swapping owners in one transaction can defer it with
--- `set constraints tg_organization_memberships__keep_an_owner deferred`.
+-- `set constraints roster.tg_organization_memberships__keep_an_owner deferred`.
 create constraint trigger tg_organization_memberships__keep_an_owner
   after update or delete on roster.organization_memberships
   deferrable initially immediate
   for each row
   when (old.role = 'owner' and old.status = 'active' and old.deleted_at is null)
   execute function roster.tg_organization_memberships__keep_an_owner();
+
+/* Row triggers do not fire on TRUNCATE: emptying the memberships would leave every live
+   organization without an owner, so it is refused while any exists. */
+create function roster.tg_organization_memberships__refuse_truncate() returns trigger
+  language plpgsql security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_slug text;
+begin
+  select o.slug into v_slug from roster.organizations o where o.deleted_at is null limit 1;
+  if found then
+    raise exception using errcode = 'RLOWN',
+      message = format('truncating memberships would leave organization %s (and any other live one) without an active owner', v_slug);
+  end if;
+  return null;
+end
+$$;
+comment on function roster.tg_organization_memberships__refuse_truncate() is
+  'Trigger: the last-owner guard for TRUNCATE of memberships.';
+
+create trigger tg_organization_memberships__refuse_truncate
+  before truncate on roster.organization_memberships
+  for each statement execute function roster.tg_organization_memberships__refuse_truncate();
 
 create function roster.tg_organizations__require_owner() returns trigger
   language plpgsql security definer

@@ -36,6 +36,7 @@ create function roster.create_organization(
 ) returns roster.organizations
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_actor roster.users := roster._actor(p_actor_id);
@@ -78,6 +79,7 @@ create function roster.get_organization(p_actor_id uuid, p_org_id uuid)
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'organization:read');
@@ -108,6 +110,7 @@ create function roster.list_user_organizations(
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_actor roster.users := roster._actor(p_actor_id);
@@ -162,6 +165,7 @@ create function roster.list_organizations(
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 begin
   return query select * from roster.list_user_organizations(p_actor_id, p_actor_id, p_limit, p_offset);
@@ -182,6 +186,7 @@ create function roster.list_tenant_organizations(
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_actor roster.users := roster._actor(p_actor_id);
@@ -211,6 +216,7 @@ create function roster.update_organization(p_actor_id uuid, p_org_id uuid, p_cha
   returns roster.organizations
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'organization:update');
@@ -272,6 +278,7 @@ comment on function roster.update_organization(uuid, uuid, jsonb) is
 create function roster.delete_organization(p_actor_id uuid, p_org_id uuid) returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'organization:delete');

@@ -36,6 +36,7 @@ create function roster.add_member(
 ) returns roster.organization_memberships
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'members:invite');
@@ -84,6 +85,7 @@ create function roster.accept_invitation(p_actor_id uuid, p_org_id uuid)
   returns roster.organization_memberships
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_actor roster.users := roster._actor(p_actor_id);
@@ -125,6 +127,7 @@ create function roster.update_member(
 ) returns roster.organization_memberships
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'organization:read');
@@ -178,6 +181,7 @@ comment on function roster.update_member(uuid, uuid, uuid, text, text) is
 create function roster.remove_member(p_actor_id uuid, p_org_id uuid, p_user_id uuid) returns void
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_actor roster.users := roster._actor(p_actor_id);
@@ -225,6 +229,7 @@ create function roster.get_member(p_actor_id uuid, p_org_id uuid, p_user_id uuid
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'members:read');
@@ -260,6 +265,7 @@ create function roster.list_members(
   )
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'members:read');

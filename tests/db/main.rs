@@ -1,6 +1,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod concurrency;
+mod invariants;
+mod lifecycle;
+mod lookups;
+mod notifications;
+mod permissions;
+mod security;
+mod support;
+mod validation;
+
 #[tokio::test]
 async fn migrations_create_roster_schema() {
     let db = common::fresh_database().await;

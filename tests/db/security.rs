@@ -1,0 +1,370 @@
+//! Security of the schema: comments for `\df+`, `security definer` with a pinned search_path,
+//! and grants function by function. `roster_app` (the API) may call the actor-checked functions
+//! and lookups and nothing else; `roster_provisioner` creates tenants and users; nobody else,
+//! PUBLIC included, may call anything.
+
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use crate::common;
+use crate::support::*;
+
+/// The functions `roster_app` may call.
+const APP_FUNCTIONS: &[&str] = &[
+    "accept_invitation",
+    "add_member",
+    "caller_identity",
+    "create_organization",
+    "delete_organization",
+    "get_member",
+    "get_organization",
+    "has_permission",
+    "list_audit_events",
+    "list_members",
+    "list_organizations",
+    "list_tenant_organizations",
+    "list_user_organizations",
+    "member_access",
+    "member_role",
+    "remove_member",
+    "update_member",
+    "update_organization",
+];
+
+/// The functions `roster_provisioner` may call.
+const PROVISIONER_FUNCTIONS: &[&str] = &["create_tenant", "create_user"];
+
+/// The signatures of the functions of schema roster that satisfy `condition` (on pg_proc `p`).
+async fn functions_where(client: &Client, condition: &str) -> Vec<String> {
+    let sql = format!(
+        "select p.oid::regprocedure::text as signature
+           from pg_catalog.pg_proc p
+           join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+          where n.nspname = 'roster' and ({condition})
+          order by 1"
+    );
+    must_run(client, &sql, &[])
+        .await
+        .iter()
+        .map(|row| row.get("signature"))
+        .collect()
+}
+
+/// Public functions: neither trigger functions nor internal `_` helpers.
+const PUBLIC: &str =
+    "p.prorettype <> 'pg_catalog.trigger'::pg_catalog.regtype and p.proname !~ '^_'";
+
+#[tokio::test]
+async fn every_public_function_has_a_comment() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+
+    let public = functions_where(&client, PUBLIC).await;
+    assert_eq!(
+        public.len(),
+        APP_FUNCTIONS.len() + PROVISIONER_FUNCTIONS.len(),
+        "the public functions are those granted to roster_app and roster_provisioner: {public:?}"
+    );
+    let uncommented = functions_where(
+        &client,
+        &format!(
+            "{PUBLIC} and coalesce(btrim(pg_catalog.obj_description(p.oid, 'pg_proc')), '') = ''"
+        ),
+    )
+    .await;
+    assert!(
+        uncommented.is_empty(),
+        "functions without `comment on function`: {uncommented:?}"
+    );
+}
+
+#[tokio::test]
+async fn public_functions_are_security_definer_and_every_function_pins_its_search_path() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+
+    let invoker = functions_where(&client, &format!("{PUBLIC} and not p.prosecdef")).await;
+    assert!(
+        invoker.is_empty(),
+        "public functions that are not security definer: {invoker:?}"
+    );
+
+    let unpinned = functions_where(
+        &client,
+        "not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false)",
+    )
+    .await;
+    assert!(
+        unpinned.is_empty(),
+        "functions without `set search_path = pg_catalog, pg_temp`: {unpinned:?}"
+    );
+}
+
+/// The names of the roster functions `role` may execute.
+async fn executable_by(client: &impl tokio_postgres::GenericClient, role: &str) -> Vec<String> {
+    must_run(
+        client,
+        "select p.proname::text as name
+           from pg_catalog.pg_proc p
+           join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+          where n.nspname = 'roster' and pg_catalog.has_function_privilege($1, p.oid, 'execute')
+          order by 1",
+        &[&role],
+    )
+    .await
+    .iter()
+    .map(|row| row.get("name"))
+    .collect()
+}
+
+#[tokio::test]
+async fn execute_is_granted_function_by_function() {
+    let db = common::fresh_database().await;
+    let mut client = db.client().await;
+
+    assert_eq!(
+        executable_by(&client, "roster_app").await,
+        APP_FUNCTIONS,
+        "roster_app"
+    );
+    assert_eq!(
+        executable_by(&client, "roster_provisioner").await,
+        PROVISIONER_FUNCTIONS,
+        "roster_provisioner"
+    );
+
+    // PUBLIC, seen through a role with no grants of its own (roles are cluster-wide: it only
+    // lives in this transaction).
+    let tx = client.transaction().await.expect("begin");
+    let nobody = format!("roster_test_nobody_{}", Uuid::new_v4().simple());
+    tx.batch_execute(&format!("create role {nobody}"))
+        .await
+        .expect("create a role without grants");
+    assert_eq!(
+        executable_by(&tx, &nobody).await,
+        Vec::<String>::new(),
+        "a role without grants"
+    );
+    let usage: bool = must_run(
+        &tx,
+        "select pg_catalog.has_schema_privilege($1, 'roster', 'usage') as usage",
+        &[&nobody],
+    )
+    .await[0]
+        .get("usage");
+    assert!(
+        !usage,
+        "a role without grants should not have usage on schema roster"
+    );
+    tx.rollback().await.expect("rollback");
+}
+
+/// Runs `sql` as `role` in a transaction that is rolled back.
+async fn as_role(
+    client: &mut Client,
+    role: &str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<(), String> {
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute(&format!("set local role {role}"))
+        .await
+        .expect("set role");
+    let result = tx
+        .query(sql, params)
+        .await
+        .map(drop)
+        .map_err(|e| sqlstate(&e));
+    tx.rollback().await.expect("rollback");
+    result
+}
+
+#[tokio::test]
+async fn roster_app_can_call_every_api_function() {
+    let db = common::fresh_database().await;
+    let mut client = db.client().await;
+    let w = World::build(&client).await;
+    let (org, owner, newcomer) = (w.org, w.owner, w.non_member);
+
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("set local role roster_app")
+        .await
+        .expect("set role roster_app");
+    #[rustfmt::skip]
+    let calls: [(&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]); 17] = [
+        ("select * from roster.get_organization($1, $2)", &[&owner, &org]),
+        ("select * from roster.list_organizations($1)", &[&owner]),
+        ("select * from roster.list_user_organizations($1, $2)", &[&w.tenant_admin, &owner]),
+        ("select * from roster.list_tenant_organizations($1)", &[&w.tenant_admin]),
+        (r#"select * from roster.update_organization($1, $2, '{"description": "by the API"}')"#, &[&owner, &org]),
+        ("select * from roster.add_member($1, $2, $3, 'member', 'invited')", &[&owner, &org, &newcomer]),
+        ("select * from roster.accept_invitation($1, $2)", &[&newcomer, &org]),
+        ("select * from roster.update_member($1, $2, $3, 'admin')", &[&owner, &org, &newcomer]),
+        ("select * from roster.list_members($1, $2)", &[&owner, &org]),
+        ("select * from roster.get_member($1, $2, $3)", &[&owner, &org, &newcomer]),
+        ("select * from roster.list_audit_events($1, $2)", &[&owner, &org]),
+        ("select roster.member_role($1, $2)", &[&newcomer, &org]),
+        ("select roster.has_permission($1, $2, 'members:read')", &[&newcomer, &org]),
+        ("select * from roster.member_access($1, $2)", &[&newcomer, &org]),
+        ("select * from roster.caller_identity($1)", &[&newcomer]),
+        ("select * from roster.remove_member($1, $2, $3)", &[&owner, &org, &newcomer]),
+        ("select * from roster.delete_organization($1, $2)", &[&owner, &org]),
+    ];
+    for (sql, params) in calls {
+        if let Err(e) = tx.query(sql, params).await {
+            panic!(
+                "roster_app calling `{sql}`: {} {}",
+                sqlstate(&e),
+                message(&e)
+            );
+        }
+    }
+    tx.commit().await.expect("commit as roster_app");
+}
+
+/// create_organization inserts the organization and its owner; the check that it has one is a
+/// trigger deferred to commit, which runs outside the security definer function, as the caller.
+#[tokio::test]
+async fn roster_app_can_create_an_organization() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+
+    // Autocommit, as the API calls it.
+    client
+        .batch_execute("set role roster_app")
+        .await
+        .expect("set role roster_app");
+    let got = attempt(
+        &client,
+        "select * from roster.create_organization($1, 'App Org', 'app-org')",
+        &[&w.member],
+    )
+    .await;
+    assert_eq!(
+        got.map(drop),
+        Ok(()),
+        "roster_app calling create_organization"
+    );
+}
+
+#[tokio::test]
+async fn roster_app_has_no_table_privileges() {
+    let db = common::fresh_database().await;
+    let mut client = db.client().await;
+    World::build(&client).await;
+
+    let tables = must_run(
+        &client,
+        "select c.relname::text as name,
+                (select a.attname::text from pg_catalog.pg_attribute a
+                  where a.attrelid = c.oid and a.attnum = 1) as first_column
+           from pg_catalog.pg_class c
+           join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = 'roster' and c.relkind in ('r', 'p', 'v', 'm')
+          order by 1",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        tables.len(),
+        7,
+        "tenants, users, organizations, memberships, permissions, role_permissions, audit_events"
+    );
+    for table in &tables {
+        let (name, column): (String, String) = (table.get("name"), table.get("first_column"));
+        for sql in [
+            format!("select * from roster.{name}"),
+            format!("insert into roster.{name} default values"),
+            format!("update roster.{name} set {column} = {column}"),
+            format!("delete from roster.{name}"),
+            format!("truncate roster.{name}"),
+        ] {
+            let got = as_role(&mut client, "roster_app", &sql, &[]).await;
+            assert_eq!(got, Err("42501".into()), "roster_app running `{sql}`");
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_provisioner_creates_tenants_and_users() {
+    let db = common::fresh_database().await;
+    let mut client = db.client().await;
+    let w = World::build(&client).await;
+
+    let create_tenant = "select roster.create_tenant('initech', 'Initech')";
+    let create_user = format!("select roster.create_user('{}', 'new@acme.test')", w.tenant);
+    for sql in [create_tenant, create_user.as_str()] {
+        assert_eq!(
+            as_role(&mut client, "roster_app", sql, &[]).await,
+            Err("42501".into()),
+            "roster_app running `{sql}`"
+        );
+        assert_eq!(
+            as_role(&mut client, "roster_provisioner", sql, &[]).await,
+            Ok(()),
+            "roster_provisioner running `{sql}`"
+        );
+    }
+    // ... and nothing else.
+    let get = "select * from roster.get_organization($1, $2)";
+    assert_eq!(
+        as_role(&mut client, "roster_provisioner", get, &[&w.owner, &w.org]).await,
+        Err("42501".into()),
+        "roster_provisioner calling get_organization"
+    );
+}
+
+/// User ids are unique only per tenant (the primary key includes tenant_id). If one id ever
+/// appears in two tenants, acting as it fails rather than picking a tenant.
+#[tokio::test]
+async fn an_actor_id_shared_by_two_tenants_fails_closed() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+    must_run(
+        &client,
+        "insert into roster.users (tenant_id, id, email) values ($1, $2, 'twin@globex.test')",
+        &[&w.other_tenant, &w.owner],
+    )
+    .await;
+
+    let got = attempt(
+        &client,
+        "select * from roster.get_organization($1, $2)",
+        &[&w.owner, &w.org],
+    )
+    .await;
+    assert_eq!(
+        got.map(drop),
+        Err("P0003".into()),
+        "too_many_rows from roster._actor"
+    );
+}
+
+/// Any role may `set constraints all deferred`; the last-owner guard then runs at commit, outside
+/// the security definer function, as that role. It must still hold, and say RLOWN.
+#[tokio::test]
+async fn roster_app_cannot_defer_its_way_past_the_guard() {
+    let db = common::fresh_database().await;
+    let mut client = db.client().await;
+    let w = World::build(&client).await;
+
+    let tx = client.transaction().await.expect("begin");
+    tx.batch_execute("set local role roster_app; set constraints all deferred")
+        .await
+        .expect("defer every constraint as roster_app");
+    must_run(
+        &tx,
+        "select * from roster.remove_member($1, $2, $1)",
+        &[&w.owner, &w.org],
+    )
+    .await;
+    let got = tx.commit().await.map_err(|e| sqlstate(&e));
+    assert_eq!(
+        got,
+        Err("RLOWN".into()),
+        "committing the last owner's departure as roster_app"
+    );
+    assert_eq!(active_owners(&client, w.org).await, 1);
+}
