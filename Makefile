@@ -22,12 +22,24 @@ redis: ## Make sure Redis answers on 127.0.0.1:6379
 migrate: db ## Apply sql/migrations to DATABASE_URL, creating the database if missing
 	cargo run --quiet -- migrate
 
-# run: for now only migrates (release build); the HTTP API issue extends it to serve.
-run: db redis ## Build in release mode and apply migrations (no HTTP server yet)
-	cargo run --release --quiet -- migrate
+# Development defaults for `make run` only; set them in the environment to override.
+run: export JWT_SECRET ?= roster-dev-secret-change-me-0123456789abcdef
+run: export REDIS_URL ?= redis://127.0.0.1:6379
+run: export BIND_ADDR ?= 127.0.0.1:8080
+
+run: db redis ## Migrate, seed a demo tenant if empty, print a curl line, and serve on BIND_ADDR
+	cargo build --release --quiet
+	./target/release/roster demo
+	exec ./target/release/roster serve
 
 test: db redis ## Run every test (unit and integration)
 	cargo test
+
+# BENCH_DURATION (15 s) and BENCH_WARMUP (3 s) per scenario; the others are in .ci/bench/run.sh.
+.PHONY: bench
+bench: db redis ## Benchmark the release server with wrk, authorization cache off and on (about 5 min)
+	cargo build --release
+	bash .ci/bench/run.sh
 
 fmt: ## Format the code
 	cargo fmt --all

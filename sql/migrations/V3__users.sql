@@ -35,9 +35,10 @@ create index ix_users_id on roster.users (id);
 -- ============================================================================================
 -- Triggers
 -- ============================================================================================
-/* An edit of the user touches updated_at and bumps authz_version. An update that changes
-   authz_version itself is a bump from a membership change (V5), not an edit of the user. */
-create function roster.tg_users__touch() returns trigger
+/* Shared by users and organizations: an edit touches updated_at and bumps authz_version. An
+   update that changes authz_version itself is a bump from a membership change (V5), not an
+   edit of the row. */
+create function roster.tg__touch_and_bump_version() returns trigger
   language plpgsql
   set search_path = pg_catalog, pg_temp
 as $$
@@ -49,11 +50,11 @@ begin
   return new;
 end
 $$;
-comment on function roster.tg_users__touch() is
-  'Trigger: an edit of a user touches updated_at and bumps authz_version.';
+comment on function roster.tg__touch_and_bump_version() is
+  'Trigger: an edit of a user or an organization touches updated_at and bumps authz_version.';
 
 create trigger tg_users__touch before update on roster.users
-  for each row execute function roster.tg_users__touch();
+  for each row execute function roster.tg__touch_and_bump_version();
 
 -- ============================================================================================
 -- Internal helpers

@@ -55,25 +55,8 @@ create index ix_organizations_tenant_domain on roster.organizations (tenant_id, 
 -- Triggers
 -- ============================================================================================
 
-/* Any edit of the organization (including soft delete and restore) touches updated_at and bumps
-   authz_version. An update that changes authz_version itself is a bump from a membership
-   change (V5) and is not an edit of the organization. */
-create function roster.tg_organizations__touch() returns trigger
-  language plpgsql
-  set search_path = pg_catalog, pg_temp
-as $$
-begin
-  if new.authz_version = old.authz_version then
-    new.updated_at := now();
-    new.authz_version := old.authz_version + 1;
-  end if;
-  return new;
-end
-$$;
-comment on function roster.tg_organizations__touch() is
-  'Trigger: an edit of an organization touches updated_at and bumps authz_version.';
-
+-- Any edit, soft delete and restore included, touches updated_at and bumps authz_version (V3).
 create trigger tg_organizations__touch before update on roster.organizations
-  for each row execute function roster.tg_organizations__touch();
+  for each row execute function roster.tg__touch_and_bump_version();
 
 revoke execute on all functions in schema roster from public;

@@ -3,6 +3,24 @@
 -- that it holds for raw SQL too; these functions only decide who may ask for a change.
 
 -- ============================================================================================
+-- Types
+-- ============================================================================================
+create type roster.member_row as (
+  membership_id      uuid,
+  user_id            uuid,
+  email              text,
+  display_name       text,
+  role               text,
+  status             text,
+  invited_by_user_id uuid,
+  invited_by_email   text, -- null once the inviter is deleted
+  joined_at          timestamptz,
+  last_active_at     timestamptz,
+  created_at         timestamptz
+);
+comment on type roster.member_row is 'A row of an organization''s member list (list_members, get_member).';
+
+-- ============================================================================================
 -- Internal helpers
 -- ============================================================================================
 
@@ -220,13 +238,26 @@ $$;
 comment on function roster.remove_member(uuid, uuid, uuid) is
   'Removes a member (soft delete); removing yourself is leaving. Needs members:remove (and members:manage_owners for an owner) unless leaving. The last-owner guard applies (RLOWN).';
 
+/* The rows list_members and get_member show: one query for both. Plain language sql with no
+   SET clause (its names are schema-qualified), so that the planner inlines it. */
+create function roster._member_rows(p_tenant_id uuid, p_org_id uuid)
+  returns setof roster.member_row
+  language sql stable
+as $$
+  select m.id, m.user_id, u.email, u.display_name, m.role, m.status,
+         m.invited_by_user_id, inviter.email, m.joined_at, m.last_active_at, m.created_at
+    from roster.organization_memberships m
+    join roster.users u on u.tenant_id = m.tenant_id and u.id = m.user_id
+    left join roster.users inviter
+      on inviter.tenant_id = m.tenant_id and inviter.id = m.invited_by_user_id
+   where m.tenant_id = p_tenant_id and m.organization_id = p_org_id and m.deleted_at is null
+$$;
+comment on function roster._member_rows(uuid, uuid) is
+  'Internal: the live memberships of an organization with user and inviter emails.';
+
 /* One member, as list_members shows it: what a 201's Location header points to. */
 create function roster.get_member(p_actor_id uuid, p_org_id uuid, p_user_id uuid)
-  returns table (
-    membership_id uuid, user_id uuid, email text, display_name text, role text, status text,
-    invited_by_user_id uuid, invited_by_email text, joined_at timestamptz,
-    last_active_at timestamptz, created_at timestamptz
-  )
+  returns setof roster.member_row
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
@@ -235,14 +266,7 @@ declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'members:read');
 begin
   return query
-  select m.id, m.user_id, u.email, u.display_name, m.role, m.status,
-         m.invited_by_user_id, inviter.email, m.joined_at, m.last_active_at, m.created_at
-    from roster.organization_memberships m
-    join roster.users u on u.tenant_id = m.tenant_id and u.id = m.user_id
-    left join roster.users inviter
-      on inviter.tenant_id = m.tenant_id and inviter.id = m.invited_by_user_id
-   where m.tenant_id = v_access.tenant_id and m.organization_id = p_org_id
-     and m.user_id = p_user_id and m.deleted_at is null;
+  select * from roster._member_rows(v_access.tenant_id, p_org_id) r where r.user_id = p_user_id;
   if not found then
     raise exception using errcode = 'RMBNF',
       message = format('user %s is not a member of organization %s', coalesce(p_user_id::text, 'null'), v_access.org_slug);
@@ -258,11 +282,7 @@ create function roster.list_members(
   p_limit integer default 50,
   p_offset integer default 0
 )
-  returns table (
-    membership_id uuid, user_id uuid, email text, display_name text, role text, status text,
-    invited_by_user_id uuid, invited_by_email text, joined_at timestamptz,
-    last_active_at timestamptz, created_at timestamptz
-  )
+  returns setof roster.member_row
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
@@ -272,14 +292,8 @@ declare
 begin
   perform roster._check_page(p_limit, p_offset);
   return query
-  select m.id, m.user_id, u.email, u.display_name, m.role, m.status,
-         m.invited_by_user_id, inviter.email, m.joined_at, m.last_active_at, m.created_at
-    from roster.organization_memberships m
-    join roster.users u on u.tenant_id = m.tenant_id and u.id = m.user_id
-    left join roster.users inviter
-      on inviter.tenant_id = m.tenant_id and inviter.id = m.invited_by_user_id
-   where m.tenant_id = v_access.tenant_id and m.organization_id = p_org_id and m.deleted_at is null
-   order by m.created_at, m.id
+  select * from roster._member_rows(v_access.tenant_id, p_org_id) r
+   order by r.created_at, r.membership_id
    limit p_limit offset p_offset;
 end
 $$;

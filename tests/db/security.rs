@@ -89,14 +89,26 @@ async fn public_functions_are_security_definer_and_every_function_pins_its_searc
         "public functions that are not security definer: {invoker:?}"
     );
 
+    // The one exception: an internal `language sql` helper that the planner must inline, which
+    // a SET clause would prevent. It is not security definer and names everything by schema.
     let unpinned = functions_where(
         &client,
-        "not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false)",
+        "not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false) \
+         and p.proname <> all (array['_member_rows'])",
     )
     .await;
     assert!(
         unpinned.is_empty(),
         "functions without `set search_path = pg_catalog, pg_temp`: {unpinned:?}"
+    );
+    let inlined_definers = functions_where(
+        &client,
+        "p.prosecdef and p.proname = any (array['_member_rows'])",
+    )
+    .await;
+    assert!(
+        inlined_definers.is_empty(),
+        "inlined helpers must not be security definer: {inlined_definers:?}"
     );
 }
 

@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# `make bench`: load a data set into a fresh database, start the release server, and drive it
+# with wrk at 64 connections, once with the authorization cache off (no REDIS_URL) and once
+# with it on (REDIS_URL set), each server on its own port and database. Prints one table:
+# scenario | cache | req/s | p50 ms | p99 ms | non-2xx | db round trips/req.
+#
+# Expects target/release/roster to be built and PostgreSQL and Redis to answer (`make bench`
+# sees to all three). Settings (environment):
+#   BENCH_DURATION=15     seconds measured per scenario
+#   BENCH_WARMUP=3        seconds of warm-up before each (0: none)
+#   BENCH_CONNECTIONS=64  BENCH_THREADS=2 (wrk)  BENCH_TIMEOUT=5 (wrk's per-request timeout, s)
+#   BENCH_USERS=1000      BENCH_ORGS=200 (20 members each)
+#   BENCH_CACHE="off on"  which servers to run
+#   BENCH_SCENARIOS="s1 s2 s3 s5 s5b s4"   (s4 writes, so it runs last on each server)
+#   BENCH_PORT=18181      the cache-off server; the cache-on one uses BENCH_PORT+1
+#   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432   server for the roster_bench_{off,on} databases
+#                         (default: DATABASE_URL without its database name, when set)
+#   BENCH_REDIS_URL=redis://127.0.0.1:6379
+#   BENCH_BIN=target/release/roster       the server binary
+# Raw wrk output, server logs and data files go to target/bench/<timestamp>/.
+# Exit status 1 when any measured scenario had a non-2xx response or a socket error.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source .ci/lib.sh
+
+DURATION=${BENCH_DURATION:-15}
+WARMUP=${BENCH_WARMUP:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+TIMEOUT=${BENCH_TIMEOUT:-5}
+USERS=${BENCH_USERS:-1000}
+ORGS=${BENCH_ORGS:-200}
+PER_ORG=20
+BATCH=20
+CACHES=${BENCH_CACHE:-off on}
+SCENARIOS=${BENCH_SCENARIOS:-s1 s2 s3 s5 s5b s4}
+PORT=${BENCH_PORT:-18181}
+# The PostgreSQL server `make db` made sure of: DATABASE_URL minus its database name, if set.
+DEFAULT_PG_URL=postgres://postgres@127.0.0.1:5432
+[ -z "${DATABASE_URL:-}" ] || DEFAULT_PG_URL=${DATABASE_URL%/*}
+PG_URL=${BENCH_PG_URL:-$DEFAULT_PG_URL}
+REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+BIN=${BENCH_BIN:-target/release/roster}
+# Fixed, and only ever used for these throwaway databases.
+JWT_SECRET_BENCH=roster-bench-secret-not-for-production-7f3a9c1e
+OUT=target/bench/$(date +%Y%m%d-%H%M%S)
+LUA=.ci/bench/scenario.lua
+
+for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT; do
+    [[ ${!n} =~ ^[0-9]+$ ]] || { log "BENCH_$n must be a whole number, got '${!n}'"; exit 2; }
+done
+[ "$DURATION" -ge 1 ] || { log "BENCH_DURATION must be at least 1"; exit 2; }
+[ "$CONNECTIONS" -ge "$THREADS" ] || { log "BENCH_CONNECTIONS must be >= BENCH_THREADS"; exit 2; }
+# Users in BATCH organizations each, for the S5 batch: 50 for 200 organizations, 5 per organization.
+HEAVY_USERS=$(( ORGS / 4 > 0 ? ORGS / 4 : 1 ))
+
+declare -A TITLE=(
+    [s1]="S1 GET /organizations/{id}"
+    [s2]="S2 GET /organizations/{id}/members?limit=20"
+    [s3]="S3 GET /organizations"
+    [s4]="S4 add + remove member (POST, DELETE)"
+    [s5]="S5 POST /authz/check, 1 check"
+    [s5b]="S5 POST /authz/check, batch of 20"
+)
+for s in $SCENARIOS; do
+    [ -n "${TITLE[$s]:-}" ] || { log "unknown scenario '$s' in BENCH_SCENARIOS"; exit 2; }
+done
+
+# --------------------------------------------------------------------------------------------
+# Prerequisites
+# --------------------------------------------------------------------------------------------
+command -v wrk >/dev/null 2>&1 || { log "installing wrk"; apt_install wrk; }
+command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+command -v python3 >/dev/null 2>&1 || apt_install python3
+[ -x "$BIN" ] || { log "$BIN is missing: run cargo build --release (make bench does)"; exit 1; }
+mkdir -p "$OUT"
+
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
+psql_admin() { psql -X -q -v ON_ERROR_STOP=1 "$PG_URL/postgres" "$@"; }
+psql_db() { local db=$1; shift; psql -X -q -v ON_ERROR_STOP=1 "$PG_URL/$db" "$@"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+
+# --------------------------------------------------------------------------------------------
+# The server under test (one at a time; the trap stops it however the script ends)
+# --------------------------------------------------------------------------------------------
+SERVER_PID=
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        # Graceful shutdown waits for in-flight requests; there are none by now.
+        for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+start_server() { # cache port database_url
+    local cache=$1 port=$2 url=$3 redis=
+    [ "$cache" = on ] && redis=$REDIS
+    if tcp_open 127.0.0.1 "$port"; then
+        log "127.0.0.1:$port is already in use: set BENCH_PORT"; exit 1
+    fi
+    # env -u: a REDIS_URL or JWT_* from the caller's environment must not leak in; the cache-off
+    # server must not see them, and the tokens must match this script's secret.
+    env -u REDIS_URL -u JWT_PUBLIC_KEY -u JWT_ISSUER -u JWT_AUDIENCE -u BIND_ADDR \
+        DATABASE_URL="$url" BIND_ADDR="127.0.0.1:$port" JWT_SECRET="$JWT_SECRET_BENCH" \
+        RUST_LOG=warn ${redis:+REDIS_URL="$redis"} \
+        "$BIN" serve >"$OUT/server-$cache.log" 2>&1 &
+    SERVER_PID=$!
+    local deadline=$((SECONDS + 60))
+    until curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
+        if ! kill -0 "$SERVER_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            log "the cache-$cache server did not become ready; its log ($OUT/server-$cache.log):"
+            tail -20 "$OUT/server-$cache.log" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
+# The counters read from GET /metrics before and after each measured run, summed over their
+# label sets. A counter (or /metrics itself) that is missing is simply left out: n/a.
+METRICS="roster_db_round_trips_total roster_cache_hits_total roster_cache_misses_total roster_cache_errors_total"
+metrics() { # port: one "name value" line per counter of METRICS that /metrics has
+    curl -fsS -m 5 "http://127.0.0.1:$1/metrics" 2>/dev/null | awk -v names="$METRICS" '
+        BEGIN { n = split(names, list, " "); for (i = 1; i <= n; i++) wanted[list[i]] = 1 }
+        /^[a-z_]+([{ ]|$)/ {
+            name = $0; sub(/[{ ].*/, "", name)
+            if (!(name in wanted)) next
+            value = $0; sub(/^[a-z_]+(\{[^}]*\})?[ \t]+/, "", value); split(value, v, /[ \t]/)
+            total[name] += v[1]
+        }
+        END { for (name in total) printf "%s %.0f\n", name, total[name] }' || true
+}
+metric() { # "name value" lines, name: the value, or nothing
+    awk -v name="$2" '$1 == name { print $2 }' <<<"$1"
+}
+metric0() { local v; v=$(metric "$@"); echo "${v:-0}"; }
+
+# --------------------------------------------------------------------------------------------
+# Data: the seed through the roster.* functions, then the wrk data file with signed tokens
+# --------------------------------------------------------------------------------------------
+LOAD_NOTES=()
+load_data() { # cache database
+    local cache=$1 db=$2 t0 t1 counts
+    t0=$(now)
+    psql_db "$db" -v users="$USERS" -v orgs="$ORGS" -v per_org="$PER_ORG" \
+        -v heavy_users="$HEAVY_USERS" -v batch="$BATCH" -f .ci/bench/seed.sql >/dev/null
+    t1=$(now)
+    SEEDED_AT=$(psql_db "$db" -Atc "select now()")
+    counts=$(psql_db "$db" -At -F ' ' -c "select
+        (select count(*) from roster.users),
+        (select count(*) from roster.organizations),
+        (select count(*) from roster.organization_memberships where deleted_at is null)")
+    read -r n_users n_orgs n_members <<<"$counts"
+    LOAD_NOTES+=("load (cache $cache): $n_users users, $n_orgs organizations, $n_members memberships in $(elapsed "$t0" "$t1") s (roster.* functions, then vacuum analyze)")
+    log "${LOAD_NOTES[-1]}"
+    psql_db "$db" -At -F $'\t' -f .ci/bench/export.sql \
+        | JWT_SECRET="$JWT_SECRET_BENCH" python3 .ci/bench/gen_data.py \
+            --out "$OUT/data-$cache.txt" --batch "$BATCH" --ttl 7200
+}
+
+# S4 leaves the pairs it added but had not removed yet when wrk stopped: remove them, as their
+# owners, so that the next run starts from the seeded memberships again. Requests that were in
+# flight when wrk stopped still complete on the server, so first wait for the database to go
+# quiet, and let a removal that lost the race to one of them pass (RMBNF).
+cleanup_writes() { # database
+    local deadline=$((SECONDS + 10))
+    until [ "$(psql_admin -Atc "select count(*) from pg_stat_activity
+                                 where datname = '$1' and state <> 'idle' and pid <> pg_backend_pid()")" = 0 ]; do
+        [ "$SECONDS" -lt "$deadline" ] || break
+        sleep 0.1
+    done
+    psql_db "$1" -v seeded_at="$SEEDED_AT" >/dev/null <<'SQL'
+select set_config('bench.seeded_at', :'seeded_at', false);
+do $$
+declare
+  r record;
+begin
+  for r in select m.invited_by_user_id, m.organization_id, m.user_id
+             from roster.organization_memberships m
+            where m.deleted_at is null
+              and m.created_at > current_setting('bench.seeded_at')::timestamptz
+  loop
+    begin
+      perform roster.remove_member(r.invited_by_user_id, r.organization_id, r.user_id);
+    exception when sqlstate 'RMBNF' then
+      null; -- removed meanwhile by a request that was still in flight
+    end;
+  end loop;
+end
+$$;
+SQL
+}
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+NOTES=()
+FAILED=0
+
+field() { # file key: the value of key=... on the BENCH lines
+    grep -hE '^BENCH(_S4)? ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1
+}
+
+run_wrk() { # port scenario cache seconds output [probe]
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$4"s --timeout "$TIMEOUT"s --latency -s "$LUA" \
+        "http://127.0.0.1:$1" -- "$2" "$OUT/data-$3.txt" "$THREADS" ${6:-} >"$5" 2>&1 \
+        || { log "wrk failed ($5):"; tail -5 "$5" >&2; exit 1; }
+    grep -q '^BENCH ' "$5" || { log "no BENCH line from wrk ($5):"; tail -5 "$5" >&2; exit 1; }
+}
+
+# The first membership's user and organization, for a one-off request with curl.
+probe_authz() { # port cache: the HTTP status of POST /authz/check
+    local data=$OUT/data-$2.txt user org token org_id
+    read -r user org < <(awk '$1 == "M" { print $2, $3; exit }' "$data")
+    token=$(awk -v u="$user" '$1 == "U" && $2 == u { print $4; exit }' "$data")
+    org_id=$(awk -v o="$org" '$1 == "O" && $2 == o { print $3; exit }' "$data")
+    curl -s -m 5 -o "$OUT/authz-probe-$2.json" -w '%{http_code}' -X POST \
+        -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d "{\"checks\": [{\"organization_id\": \"$org_id\", \"permission\": \"organization:read\"}]}" \
+        "http://127.0.0.1:$1/authz/check" || true
+}
+
+run_scenario() { # cache port database scenario
+    local cache=$1 port=$2 db=$3 s=$4 base=$OUT/$4-$1 before after rt c
+    log "$s (cache $cache): ${TITLE[$s]}"
+    if [ "$WARMUP" -gt 0 ]; then
+        run_wrk "$port" "$s" "$cache" "$WARMUP" "$base.warmup.txt" probe
+        if grep -q '^BENCH_FAILURE ' "$base.warmup.txt"; then
+            log "warm-up: $(grep '^BENCH_FAILURE ' "$base.warmup.txt" | cut -c1-300)"
+        fi
+    fi
+    [ "$s" = s4 ] && cleanup_writes "$db"
+    before=$(metrics "$port")
+    run_wrk "$port" "$s" "$cache" "$DURATION" "$base.txt"
+    after=$(metrics "$port")
+    [ "$s" = s4 ] && cleanup_writes "$db"
+
+    local requests rps p50 p99 non2xx sockerr
+    requests=$(field "$base.txt" requests)
+    rps=$(field "$base.txt" rps)
+    p50=$(awk -v us="$(field "$base.txt" p50_us)" 'BEGIN { printf "%.2f", us / 1000 }')
+    p99=$(awk -v us="$(field "$base.txt" p99_us)" 'BEGIN { printf "%.2f", us / 1000 }')
+    non2xx=$(field "$base.txt" non2xx)
+    sockerr=$(( $(field "$base.txt" connect) + $(field "$base.txt" read) + $(field "$base.txt" write) + $(field "$base.txt" timeout) ))
+    local rt_before rt_after
+    rt_before=$(metric "$before" roster_db_round_trips_total)
+    rt_after=$(metric "$after" roster_db_round_trips_total)
+    if [ -n "$rt_before" ] && [ -n "$rt_after" ] && [ "${requests:-0}" -gt 0 ]; then
+        rt=$(awk -v a="$rt_before" -v b="$rt_after" -v n="$requests" 'BEGIN { printf "%.2f", (b - a) / n }')
+    else
+        rt=n/a
+    fi
+    if [ "$cache" = on ] && [ -n "$(metric "$after" roster_cache_hits_total)" ]; then
+        local counts=
+        for c in hits misses errors; do
+            counts+=" $c $(( $(metric0 "$after" roster_cache_${c}_total) - $(metric0 "$before" roster_cache_${c}_total) )),"
+        done
+        NOTES+=("$s (cache $cache): cache${counts%,} (roster_cache_*_total over the measured run)")
+    fi
+    if [ "$s" = s4 ]; then
+        NOTES+=("S4 (cache $cache): $(field "$base.txt" pairs_per_s) add+remove pairs/s; responses 201: $(field "$base.txt" created), 204: $(field "$base.txt" removed), other: $(field "$base.txt" other)")
+    fi
+    if [ "$non2xx" != 0 ] || [ "$sockerr" != 0 ]; then
+        FAILED=1
+        NOTES+=("$s (cache $cache): $non2xx non-2xx, $sockerr socket errors (connect/read/write/timeout) $(grep -h '^BENCH_FAILURE ' "$base.warmup.txt" 2>/dev/null | cut -c15-300)")
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$cache" "$rps" "$p50" "$p99" "$non2xx" "$rt" >>"$RESULTS"
+}
+
+bench_server() { # cache
+    local cache=$1 port=$PORT db=roster_bench_$1 url
+    [ "$cache" = on ] && port=$((PORT + 1))
+    url=$PG_URL/$db
+    log "cache $cache: database $db, server on 127.0.0.1:$port"
+    psql_admin -c "drop database if exists $db with (force)"
+    DATABASE_URL=$url "$BIN" migrate >"$OUT/migrate-$cache.log" 2>&1 \
+        || { log "roster migrate failed:"; tail -5 "$OUT/migrate-$cache.log" >&2; exit 1; }
+    start_server "$cache" "$port" "$url"
+    load_data "$cache" "$db"
+    local authz_status=
+    for s in $SCENARIOS; do
+        if [[ $s == s5* ]]; then
+            [ -n "$authz_status" ] || authz_status=$(probe_authz "$port" "$cache")
+            if [[ $authz_status != 2?? ]]; then
+                log "$s (cache $cache): skipped, POST /authz/check answered $authz_status"
+                printf '%s\t%s\t-\t-\t-\t-\tnot run: HTTP %s\n' "$s" "$cache" "$authz_status" >>"$RESULTS"
+                if [ "$authz_status" = 404 ]; then
+                    NOTES+=("$s (cache $cache): POST /authz/check answered 404 (not served by this build), not run")
+                else
+                    FAILED=1
+                    NOTES+=("$s (cache $cache): POST /authz/check answered $authz_status, not run: $(head -c 300 "$OUT/authz-probe-$cache.json")")
+                fi
+                continue
+            fi
+        fi
+        run_scenario "$cache" "$port" "$db" "$s"
+    done
+    if [ -z "$(metric "$(metrics "$port")" roster_db_round_trips_total)" ]; then
+        NOTES+=("cache $cache: GET /metrics has no roster_db_round_trips_total, so db round trips/req is n/a")
+    fi
+    stop_server
+}
+
+# --------------------------------------------------------------------------------------------
+# Machine state, the runs, the table
+# --------------------------------------------------------------------------------------------
+machine_state() {
+    local dirty=
+    [ -z "$(git status --porcelain 2>/dev/null)" ] || dirty=" (with uncommitted changes)"
+    echo "commit:   $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty (at $(date '+%H:%M:%S'))"
+    echo "machine:  $(nproc) cores, $(awk '{ print int($2 / 1024) " MiB" }' /proc/meminfo | head -1) RAM, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    local pg redis
+    pg=$(pgrep -x postgres >/dev/null && echo "PostgreSQL ($(pgrep -xc postgres) processes)" || echo "no local PostgreSQL")
+    redis=$(pgrep -x redis-server >/dev/null && echo "Redis" || echo "no local Redis")
+    echo "sharing:  the roster server, wrk (-t$THREADS), $pg and $redis all run on these cores"
+    echo "versions: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), PostgreSQL $(psql_admin -Atc 'show server_version' 2>/dev/null | cut -d' ' -f1), $(redis-cli -u "$REDIS" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version:/Redis /p')"
+    if command -v top >/dev/null 2>&1; then
+        # top's second frame: CPU use over the last second, not since each process started.
+        echo "busiest processes over one second:"
+        top -b -n 2 -d 1 -o %CPU -w 200 | awk '/^top -/ { frame++ } frame == 2' \
+            | awk '/^%Cpu/ { print "  " $0 } /^ *PID/ { table = 1; next } table && shown < 6 { printf "  %7s %6s%%  %s\n", $1, $9, $12; shown++ }'
+    else
+        echo "busiest processes (%CPU since each started):"
+        ps -eo pid=,pcpu=,comm= --sort=-pcpu | head -6 | awk '{ printf "  %7s %6s%%  %s\n", $1, $2, $3 }'
+    fi
+}
+
+echo "== roster benchmark: $DURATION s per scenario after $WARMUP s of warm-up, $CONNECTIONS connections, $THREADS wrk threads"
+machine_state
+echo
+
+for cache in $CACHES; do
+    bench_server "$cache"
+done
+
+echo
+echo "== results ($OUT)"
+table_row() { printf '%-44s | %-5s | %9s | %7s | %7s | %7s | %s\n' "$@"; }
+table_row scenario cache "req/s" "p50 ms" "p99 ms" non-2xx "db round trips/req"
+table_row "$(printf '%.0s-' {1..44})" ----- --------- ------- ------- ------- ------------------
+for s in $SCENARIOS; do
+    for cache in $CACHES; do
+        while IFS=$'\t' read -r rs rc rps p50 p99 non2xx rt; do
+            [ "$rs" = "$s" ] && [ "$rc" = "$cache" ] || continue
+            table_row "${TITLE[$s]}" "$cache" "$rps" "$p50" "$p99" "$non2xx" "$rt"
+        done <"$RESULTS"
+    done
+done
+echo
+for note in "${LOAD_NOTES[@]}" "${NOTES[@]}"; do echo "- $note"; done
+echo
+echo "== machine state after the runs"
+machine_state
+exit "$FAILED"

@@ -1,0 +1,225 @@
+-- wrk script for every benchmark scenario (run.sh):
+--   wrk -t2 -c64 -d15s --latency -s scenario.lua http://127.0.0.1:18181 -- <scenario> <data file> <threads> [probe]
+-- scenario: s1 GET /organizations/{id}          as a member, over every membership
+--           s2 GET /organizations/{id}/members?limit=20, likewise
+--           s3 GET /organizations                 over every user with an organization
+--           s4 POST then DELETE /organizations/{org}/members[/{user}] as the owner, over
+--              (org, user) pairs where user is not a member. wrk's request() cannot tell which
+--              connection it fills, so instead of alternating per connection each thread sends
+--              a pair's DELETE as soon as its POST has answered 201 (read from Location), and a
+--              new POST otherwise: a DELETE never overtakes its POST, and the threads' pair
+--              sets are disjoint.
+--           s5 POST /authz/check, one check (organization:read) per request, over memberships
+--           s5b POST /authz/check, a batch of 20 checks: 20 organizations of one user
+-- "probe" (used for the warm-up) also records the first failed response, printed by done().
+-- done() prints one machine-readable line for run.sh:
+--   BENCH requests=.. duration_us=.. rps=.. p50_us=.. p99_us=.. non2xx=.. connect=.. read=.. write=.. timeout=..
+-- (plus "BENCH_S4 ..." and "BENCH_FAILURE ..." lines when they apply).
+
+local threads = {}
+local next_id = 1
+
+-- Runs in the main Lua state, once per thread, before that thread's init(): ids 1..threads
+-- partition the data.
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+local function split(s, sep)
+  local out = {}
+  for field in string.gmatch(s, "[^" .. sep .. "]+") do out[#out + 1] = field end
+  return out
+end
+
+-- The data file gen_data.py wrote: see its docstring.
+local function load(path)
+  local d = { users = {}, tokens = {}, orgs = {}, owner = {}, members = {}, listers = {},
+              batches = {}, writes = {} }
+  local file = assert(io.open(path, "r"))
+  for line in file:lines() do
+    local f = split(line, " ")
+    local kind = f[1]
+    if kind == "U" then
+      local i = tonumber(f[2]); d.users[i] = f[3]; d.tokens[i] = f[4]
+    elseif kind == "O" then
+      local i = tonumber(f[2]); d.orgs[i] = f[3]; d.owner[i] = tonumber(f[4])
+    elseif kind == "M" then
+      d.members[#d.members + 1] = { tonumber(f[2]), tonumber(f[3]) }
+    elseif kind == "L" then
+      d.listers[#d.listers + 1] = tonumber(f[2])
+    elseif kind == "B" then
+      local orgs = {}
+      for _, o in ipairs(split(f[3], ",")) do orgs[#orgs + 1] = tonumber(o) end
+      d.batches[#d.batches + 1] = { tonumber(f[2]), orgs }
+    elseif kind == "W" then
+      d.writes[#d.writes + 1] = { tonumber(f[2]), tonumber(f[3]) }
+    end
+  end
+  file:close()
+  return d
+end
+
+local host
+local function http(method, path, token, body)
+  local lines = {
+    method .. " " .. path .. " HTTP/1.1",
+    "Host: " .. host,
+    "Authorization: Bearer " .. token,
+  }
+  if body then
+    lines[#lines + 1] = "Content-Type: application/json"
+    lines[#lines + 1] = "Content-Length: " .. #body
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = body or ""
+  return table.concat(lines, "\r\n")
+end
+
+local function check_body(d, orgs)
+  local checks = {}
+  for i, o in ipairs(orgs) do
+    checks[i] = string.format('{"organization_id":"%s","permission":"organization:read"}', d.orgs[o])
+  end
+  return '{"checks":[' .. table.concat(checks, ",") .. "]}"
+end
+
+-- Per-thread state.
+local scenario, probe
+local requests, nrequests, cursor = {}, 0, 1
+-- s4: this thread's pairs, the ones added and waiting for their DELETE (FIFO), and counters.
+local d, pairs_, pair_of_location, added = nil, {}, {}, {}
+local queue, qhead, qtail = {}, 1, 0
+local wcursor = 1
+failure_status, failure_body = 0, ""
+created, removed, other = 0, 0, 0
+
+function init(args)
+  scenario = args[1]
+  local path = args[2]
+  local nthreads = tonumber(args[3])
+  probe = args[4] == "probe"
+  if not scenario or not path or not nthreads then
+    error("usage: -- <s1|s2|s3|s4|s5|s5b> <data file> <threads> [probe]")
+  end
+  host = wrk.headers["Host"]
+  d = load(path)
+  local id = wrk.thread:get("id")
+
+  local function add(r) nrequests = nrequests + 1; requests[nrequests] = r end
+  if scenario == "s1" then
+    for _, m in ipairs(d.members) do
+      add(http("GET", "/organizations/" .. d.orgs[m[2]], d.tokens[m[1]]))
+    end
+  elseif scenario == "s2" then
+    for _, m in ipairs(d.members) do
+      add(http("GET", "/organizations/" .. d.orgs[m[2]] .. "/members?limit=20", d.tokens[m[1]]))
+    end
+  elseif scenario == "s3" then
+    for _, u in ipairs(d.listers) do add(http("GET", "/organizations", d.tokens[u])) end
+  elseif scenario == "s5" then
+    for _, m in ipairs(d.members) do
+      add(http("POST", "/authz/check", d.tokens[m[1]], check_body(d, { m[2] })))
+    end
+  elseif scenario == "s5b" then
+    for _, b in ipairs(d.batches) do
+      add(http("POST", "/authz/check", d.tokens[b[1]], check_body(d, b[2])))
+    end
+  elseif scenario == "s4" then
+    -- Thread `id` of `nthreads` takes every nthreads-th pair: no two threads ever hold the same
+    -- (org, user), and within a thread a pair is only reused after all its others.
+    for i = id, #d.writes, nthreads do pairs_[#pairs_ + 1] = d.writes[i] end
+    for k, p in ipairs(pairs_) do
+      pair_of_location["/organizations/" .. d.orgs[p[1]] .. "/members/" .. d.users[p[2]]] = k
+    end
+    if #pairs_ == 0 then error("s4: no write pairs for thread " .. id) end
+  else
+    error("unknown scenario " .. tostring(scenario))
+  end
+  if scenario ~= "s4" then
+    if nrequests == 0 then error(scenario .. ": no requests (empty data for it)") end
+    -- Threads start at different places of the same rotation.
+    cursor = math.floor((id - 1) * nrequests / nthreads) % nrequests + 1
+  end
+  -- wrk reads each response (slower) only when a response() function exists.
+  if scenario ~= "s4" and not probe then response = nil end
+end
+
+local function s4_request()
+  -- A pair whose POST answered 201 is deleted first: its membership is committed, so the
+  -- DELETE cannot overtake it.
+  if qhead <= qtail then
+    local k = queue[qhead]
+    queue[qhead] = nil
+    qhead = qhead + 1
+    added[k] = nil
+    local p = pairs_[k]
+    return http("DELETE", "/organizations/" .. d.orgs[p[1]] .. "/members/" .. d.users[p[2]],
+                d.tokens[d.owner[p[1]]])
+  end
+  local k = wcursor
+  for _ = 1, #pairs_ do
+    if not added[k] then break end
+    k = k % #pairs_ + 1
+  end
+  wcursor = k % #pairs_ + 1
+  local p = pairs_[k]
+  return http("POST", "/organizations/" .. d.orgs[p[1]] .. "/members", d.tokens[d.owner[p[1]]],
+              '{"user_id":"' .. d.users[p[2]] .. '"}')
+end
+
+function request()
+  if scenario == "s4" then return s4_request() end
+  local r = requests[cursor]
+  cursor = cursor % nrequests + 1
+  return r
+end
+
+function response(status, headers, body)
+  if scenario == "s4" then
+    if status == 201 then
+      created = created + 1
+      local k = pair_of_location[headers["location"] or headers["Location"] or ""]
+      if k then
+        added[k] = true
+        qtail = qtail + 1
+        queue[qtail] = k
+      end
+    elseif status == 204 then
+      removed = removed + 1
+    else
+      other = other + 1
+    end
+  end
+  if (status < 200 or status > 299) and failure_status == 0 then
+    failure_status = status
+    failure_body = string.sub(body or "", 1, 300)
+  end
+end
+
+function done(summary, latency, _)
+  local e = summary.errors
+  local secs = summary.duration / 1e6
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d rps=%.1f p50_us=%d p99_us=%d non2xx=%d connect=%d read=%d write=%d timeout=%d\n",
+    summary.requests, summary.duration, summary.requests / secs,
+    latency:percentile(50), latency:percentile(99), e.status,
+    e.connect, e.read, e.write, e.timeout))
+  local c, r, o, fstatus, fbody = 0, 0, 0, 0, ""
+  for _, t in ipairs(threads) do
+    c = c + (t:get("created") or 0)
+    r = r + (t:get("removed") or 0)
+    o = o + (t:get("other") or 0)
+    local s = t:get("failure_status") or 0
+    if s ~= 0 and fstatus == 0 then fstatus = s; fbody = t:get("failure_body") or "" end
+  end
+  if c + r + o > 0 then
+    io.write(string.format("BENCH_S4 created=%d removed=%d other=%d pairs_per_s=%.1f\n",
+                           c, r, o, summary.requests / 2 / secs))
+  end
+  if fstatus ~= 0 then
+    io.write(string.format("BENCH_FAILURE status=%d body=%s\n", fstatus,
+                           (string.gsub(fbody, "[\r\n]", " "))))
+  end
+end
