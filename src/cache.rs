@@ -348,6 +348,19 @@ impl Cache {
         }
     }
 
+    /// Pings Redis (within the timeout) so that the reported state follows Redis even without
+    /// traffic: `/readyz` calls it.
+    pub async fn probe(&self) {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        match tokio::time::timeout(self.timeout, ping).await {
+            Ok(Ok(_)) => self.redis_failing.store(false, Ordering::Relaxed),
+            Ok(Err(error)) => self.failed("ping", &error),
+            Err(_) => self.timed_out("ping"),
+        }
+    }
+
     /// Called by the listener: true once it listens and a fresh epoch has started; false as
     /// soon as a notification may be missed.
     pub fn set_listening(&self, listening: bool) {

@@ -500,6 +500,8 @@ pub async fn member_access(
 // The cache's fill path. Each statement asks a lookup function (`member_access` or
 // `caller_identity`) and, only when its answer allows, the data function, whose own checks then
 // agree. Lookup columns come prefixed (`access_`, `identity_`) to stay apart from the data's.
+// `offset 0` keeps each lateral subquery from being pulled up, so that its condition stays a
+// one-time filter and the data function is not even called when access is refused.
 
 macro_rules! access_columns {
     () => {
@@ -521,7 +523,7 @@ pub async fn get_organization_with_access(
         access_columns!(),
         ", g.* from roster.member_access($1, $2) a \
          left join lateral (select * from roster.get_organization($1, $2) \
-                             where 'organization:read' = any (a.permissions)) g on true"
+                             where 'organization:read' = any (a.permissions) offset 0) g on true"
     );
     let row = query_one(client, SQL, &[&actor, &org]).await?;
     let access = Access::from_row(&row, "access_")?;
@@ -544,7 +546,7 @@ pub async fn list_members_with_access(
         access_columns!(),
         ", m.* from roster.member_access($1, $2) a \
          left join lateral (select * from roster.list_members($1, $2, $3, $4) \
-                             where 'members:read' = any (a.permissions)) m on true"
+                             where 'members:read' = any (a.permissions) offset 0) m on true"
     );
     let rows = query(
         client,
@@ -578,7 +580,7 @@ pub async fn list_organizations_with_identity(
                 i.user_live as identity_user_live, i.user_version as identity_user_version, l.* \
            from roster.caller_identity($1) i \
            left join lateral (select * from roster.list_organizations($1, $2, $3) \
-                               where i.user_live) l on true",
+                               where i.user_live offset 0) l on true",
         &[&actor, &page.fetch_limit(), &page.offset],
     )
     .await?;

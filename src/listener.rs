@@ -19,6 +19,9 @@ use crate::metrics::Metrics;
 
 pub const CHANNEL: &str = "roster_changes";
 
+/// How often the listener checks that its connection still answers, and how long it waits.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// One notification's payload.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -101,11 +104,28 @@ async fn listen_once(
         cache.set_listening(true);
         listened = true;
         log::info!("change listener: listening on {CHANNEL}; cache in use");
-        while let Some(payload) = notifications.recv().await {
-            metrics.notifications.add(1);
-            apply(cache, &payload)
-                .await
-                .inspect_err(|_| cache.set_listening(false))?;
+        // A connection whose peer vanished silently delivers nothing and reports no error:
+        // a heartbeat on it bounds how long notifications can be missed unnoticed.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                payload = notifications.recv() => {
+                    let Some(payload) = payload else { break };
+                    metrics.notifications.add(1);
+                    apply(cache, &payload)
+                        .await
+                        .inspect_err(|_| cache.set_listening(false))?;
+                }
+                _ = heartbeat.tick() => {
+                    match tokio::time::timeout(HEARTBEAT, client.simple_query("")).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return Err(format!("heartbeat failed: {e}")),
+                        Err(_) => return Err(format!("no heartbeat answer within {HEARTBEAT:?}")),
+                    }
+                }
+            }
         }
         Ok(())
     }

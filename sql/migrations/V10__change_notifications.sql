@@ -79,6 +79,30 @@ create trigger tg_users__bump_organizations after update of email, display_name 
   when (old.email is distinct from new.email or old.display_name is distinct from new.display_name)
   execute function roster.tg_users__bump_organizations();
 
+/* A user's list of organizations is ordered by name and shows only live ones: renaming,
+   deleting or restoring an organization changes its members' lists (even pages that do not
+   show it), so it bumps their authz_version too. */
+create function roster.tg_organizations__bump_members() returns trigger
+  language plpgsql
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  update roster.users u set authz_version = u.authz_version + 1
+   where u.tenant_id = new.tenant_id
+     and u.id in (select m.user_id from roster.organization_memberships m
+                   where m.tenant_id = new.tenant_id and m.organization_id = new.id
+                     and m.deleted_at is null);
+  return null;
+end
+$$;
+comment on function roster.tg_organizations__bump_members() is
+  'Trigger: renaming, deleting or restoring an organization bumps the authz_version of its members.';
+
+create trigger tg_organizations__bump_members after update of name, deleted_at on roster.organizations
+  for each row
+  when (old.name is distinct from new.name or old.deleted_at is distinct from new.deleted_at)
+  execute function roster.tg_organizations__bump_members();
+
 create function roster.tg_tenants__notify() returns trigger
   language plpgsql
   set search_path = pg_catalog, pg_temp
@@ -153,7 +177,12 @@ as $$
 begin
   return query
   select i.tenant_id, i.is_tenant_admin, i.user_live, i.user_version,
-         coalesce(o.authz_version, 0), m.role, m.status,
+         -- an organization of another tenant still has a version: the refusal cached for a
+         -- stranger stays valid until that organization changes
+         coalesce(o.authz_version,
+                  (select max(x.authz_version) from roster.organizations x where x.id = p_org_id),
+                  0),
+         m.role, m.status,
          coalesce((select array_agg(rp.permission order by rp.permission)
                      from roster.role_permissions rp
                     where i.user_live and o.id is not null and o.deleted_at is null

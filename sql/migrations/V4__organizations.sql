@@ -50,6 +50,9 @@ create unique index uq_organizations_tenant_name on roster.organizations (tenant
 create unique index uq_organizations_tenant_slug on roster.organizations (tenant_id, slug)
   where deleted_at is null;
 create index ix_organizations_tenant_domain on roster.organizations (tenant_id, domain);
+-- Lookups by id alone (roster.member_access for a caller of another tenant). Not unique: see
+-- ix_users_id.
+create index ix_organizations_id on roster.organizations (id);
 
 -- ============================================================================================
 -- Triggers

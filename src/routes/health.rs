@@ -18,6 +18,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(client) => db::ping(&client).await.is_ok(),
         Err(_) => false,
     };
+    if let Some(cache) = &state.cache {
+        cache.probe().await;
+    }
     let body = json!({
         "status": if database { "ok" } else { "unavailable" },
         "database": if database { "ok" } else { "unavailable" },

@@ -1,0 +1,19 @@
+//! The Redis authorization cache, end to end: the real app on a free port, a fresh database and
+//! a Redis key namespace of its own per test.
+//!
+//! Needs PostgreSQL (`make db`), Redis on 127.0.0.1:6379 (`make redis`) and
+//! `/usr/bin/redis-server` (some tests start, stop and slow down a private one).
+//! `cargo test --test cache -- --nocapture` prints the measured invalidation latencies.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod audit;
+mod disabled;
+mod helpers;
+mod invalidation;
+mod listener;
+mod metrics;
+mod race;
+mod redis_trouble;
+mod round_trips;
