@@ -6,76 +6,35 @@
 //!   `authz_version` of each organization and user it was computed from, read in the same
 //!   database statement as the data itself;
 //! - the listener turns each change notification into a **minimum version** per organization
-//!   or user (`roster:minver:o:{id}`); an entry is served only if every dependency is at least
-//!   that minimum and its epoch is the current one. Validation happens inside Redis, in the same
-//!   script that reads the entry, so a read costs one Redis round trip;
+//!   or user, kept in this process (every API instance runs its own listener, so each knows
+//!   every change since the current epoch began); an entry is served only if its epoch is the
+//!   current one (read from Redis in the same `MGET` as the entries) and every dependency is at
+//!   least its minimum;
 //! - so a response read from the database just before a change can still be written to Redis
 //!   after the change's invalidation (the read–invalidate race), but it is never served: its
 //!   versions are older than the minimum;
-//! - when notifications may have been missed (listener reconnect, Redis trouble while applying
-//!   one) the listener starts a new epoch, which makes every existing entry unreachable; until
-//!   the listener is connected and has done so, the cache is not used at all.
+//! - when notifications may have been missed (the listener reconnects) it starts a new epoch in
+//!   Redis, which makes every existing entry, whichever instance wrote it, unreachable; until
+//!   the listener is connected and has done so, this instance does not use the cache at all.
 //!
 //! Any Redis failure or timeout is a miss: the request goes to the database. Nothing here can
 //! grant access that the database would not.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
+use redis::AsyncCommands;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
 
-/// Reads the epoch and validates each entry against it and its dependencies' minimum versions.
-/// KEYS[1] is the epoch key, KEYS[2..] the entries; ARGV[1] a fresh epoch to install if there
-/// is none (Redis restarted empty), ARGV[2] the namespace of the minimum versions. Returns the
-/// epoch then one value or false per entry.
-const LOOKUP_SCRIPT: &str = r#"
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  redis.call('SET', KEYS[1], ARGV[1], 'NX')
-  return {redis.call('GET', KEYS[1])}
-end
-local out = {epoch}
-for i = 2, #KEYS do
-  local value = false
-  local raw = redis.call('GET', KEYS[i])
-  if raw then
-    local first = string.find(raw, '\n', 1, true)
-    local second = first and string.find(raw, '\n', first + 1, true)
-    if second and string.sub(raw, 1, first - 1) == epoch then
-      local fresh = true
-      for kind, id, version in string.gmatch(string.sub(raw, first + 1, second - 1), '(%a):([%x%-]+):(%d+)') do
-        local minimum = redis.call('GET', ARGV[2] .. ':minver:' .. kind .. ':' .. id)
-        if minimum and tonumber(minimum) > tonumber(version) then
-          fresh = false
-          break
-        end
-      end
-      if fresh then
-        value = string.sub(raw, second + 1)
-      end
-    end
-  end
-  out[#out + 1] = value
-end
-return out
-"#;
-
-/// Raises a minimum version, never lowers it. KEYS[1] the minimum, ARGV[1] the version,
-/// ARGV[2] its lifetime in seconds.
-const RAISE_MINIMUM_SCRIPT: &str = r#"
-local current = redis.call('GET', KEYS[1])
-if (not current) or tonumber(current) < tonumber(ARGV[1]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-else
-  redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-return 1
-"#;
+/// A read whose database answer arrives later than this after its cache lookup is not
+/// stored: it bounds how late a stale entry can be written, and so how long minimum versions
+/// must be kept (see `Cache::raise_minimum`).
+const MAX_FILL_DELAY: Duration = Duration::from_secs(30);
 
 /// What an entry was computed from: `(kind, id, authz_version)` with kind `o` (organization) or
 /// `u` (user).
@@ -95,6 +54,30 @@ impl Deps {
     pub fn user(mut self, id: Uuid, version: i64) -> Deps {
         self.0.push(('u', id, version));
         self
+    }
+
+    /// Whether every dependency is at least the minimum recorded for it.
+    fn fresh(encoded: &[u8], minimums: &HashMap<(char, Uuid), Minimum>) -> bool {
+        let Ok(encoded) = std::str::from_utf8(encoded) else {
+            return false;
+        };
+        encoded.split(',').filter(|d| !d.is_empty()).all(|dep| {
+            let mut parts = dep.splitn(3, ':');
+            let (Some(kind), Some(id), Some(version)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return false;
+            };
+            let (Some(kind), Ok(id), Ok(version)) = (
+                kind.chars().next(),
+                id.parse::<Uuid>(),
+                version.parse::<i64>(),
+            ) else {
+                return false;
+            };
+            minimums
+                .get(&(kind, id))
+                .is_none_or(|minimum| version >= minimum.version)
+        })
     }
 
     fn encode(&self) -> String {
@@ -131,10 +114,6 @@ pub mod keys {
         format!("user-orgs:{user}:{limit}:{offset}")
     }
 
-    pub(super) fn minimum(kind: char, id: Uuid) -> String {
-        format!("minver:{kind}:{id}")
-    }
-
     pub(super) const EPOCH: &str = "epoch";
 }
 
@@ -165,6 +144,8 @@ impl CacheState {
 pub struct Lookup {
     pub epoch: Option<String>,
     pub values: Vec<Option<Vec<u8>>>,
+    /// When the lookup was made: a fill arriving much later is not stored.
+    started: Instant,
 }
 
 impl Lookup {
@@ -173,6 +154,7 @@ impl Lookup {
         Lookup {
             epoch: None,
             values: vec![None; count],
+            started: Instant::now(),
         }
     }
 }
@@ -186,8 +168,9 @@ pub struct Cache {
     connection: ConnectionManager,
     /// Prefix of every key (`roster` by default), so that deployments can share a Redis.
     namespace: String,
-    lookup: Script,
-    raise_minimum: Script,
+    /// (kind, id) → the newest version announced by a change notification.
+    minimums: RwLock<HashMap<(char, Uuid), Minimum>>,
+    raises: AtomicU64,
     /// Redis calls taking longer are abandoned and count as misses.
     timeout: Duration,
     ttl_seconds: u64,
@@ -219,8 +202,8 @@ impl Cache {
         Ok(Cache {
             connection,
             namespace: namespace.to_owned(),
-            lookup: Script::new(LOOKUP_SCRIPT),
-            raise_minimum: Script::new(RAISE_MINIMUM_SCRIPT),
+            minimums: RwLock::new(HashMap::new()),
+            raises: AtomicU64::new(0),
             timeout,
             ttl_seconds,
             listening: AtomicBool::new(false),
@@ -241,24 +224,24 @@ impl Cache {
     /// Reads `keys`, validated; every key is a miss when the cache is not usable or Redis
     /// fails, and then `epoch` is None so that nothing is written back.
     pub async fn lookup(&self, keys: &[String]) -> Lookup {
+        let started = Instant::now();
         if !self.listening.load(Ordering::Acquire) {
             return Lookup::misses(keys.len());
         }
-        let mut invocation = self.lookup.key(self.key(keys::EPOCH));
+        let mut command = redis::cmd("MGET");
+        command.arg(self.key(keys::EPOCH));
         for key in keys {
-            invocation.key(self.key(key));
+            command.arg(self.key(key));
         }
-        invocation
-            .arg(Uuid::new_v4().to_string())
-            .arg(&self.namespace);
         let mut connection = self.connection.clone();
-        let result = tokio::time::timeout(
+        let reply = match tokio::time::timeout(
             self.timeout,
-            invocation.invoke_async::<Vec<redis::Value>>(&mut connection),
+            command.query_async::<Vec<Option<Vec<u8>>>>(&mut connection),
         )
-        .await;
-        let reply = match result {
-            Ok(Ok(reply)) => reply,
+        .await
+        {
+            Ok(Ok(reply)) if reply.len() == keys.len() + 1 => reply,
+            Ok(Ok(_)) => return Lookup::misses(keys.len()),
             Ok(Err(error)) => {
                 self.failed("lookup", &error);
                 return Lookup::misses(keys.len());
@@ -269,32 +252,50 @@ impl Cache {
             }
         };
         self.redis_failing.store(false, Ordering::Relaxed);
-        // Lua's false arrives as nil; only a bulk string is a value.
-        let mut reply = reply.into_iter().map(|value| match value {
-            redis::Value::BulkString(bytes) => Some(bytes),
-            _ => None,
-        });
+        let mut reply = reply.into_iter();
         let epoch = reply
             .next()
             .flatten()
             .and_then(|bytes| String::from_utf8(bytes).ok());
-        let values: Vec<Option<Vec<u8>>> =
-            (0..keys.len()).map(|_| reply.next().flatten()).collect();
+        let Some(epoch) = epoch else {
+            // Redis lost everything (restart, flush): entries are gone too. Start an epoch so
+            // that what this request reads can be stored.
+            let epoch = self.install_missing_epoch().await;
+            self.metrics.cache_misses.add(keys.len() as u64);
+            return Lookup {
+                epoch,
+                values: vec![None; keys.len()],
+                started,
+            };
+        };
+        let values: Vec<Option<Vec<u8>>> = {
+            let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
+            reply
+                .map(|raw| raw.and_then(|raw| fresh_payload(raw, &epoch, &minimums)))
+                .collect()
+        };
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;
         self.metrics.cache_hits.add(hits);
         self.metrics.cache_misses.add(keys.len() as u64 - hits);
-        Lookup { epoch, values }
+        Lookup {
+            epoch: Some(epoch),
+            values,
+            started,
+        }
     }
 
     /// Writes entries read from the database under `epoch` (from the lookup that preceded the
     /// read). Failures are counted and otherwise ignored: a missing entry is only a miss.
-    pub async fn store(&self, epoch: Option<&str>, entries: Vec<(String, Deps, Vec<u8>)>) {
-        let Some(epoch) = epoch else { return };
+    pub async fn store(&self, lookup: &Lookup, entries: Vec<(String, Deps, Vec<u8>)>) {
+        let Some(epoch) = &lookup.epoch else { return };
         if entries.is_empty() {
             return;
         }
         if let Some(hook) = &self.fill_hook {
             hook().await;
+        }
+        if lookup.started.elapsed() > MAX_FILL_DELAY {
+            return;
         }
         let mut pipeline = redis::pipe();
         for (key, deps, payload) in entries {
@@ -318,20 +319,30 @@ impl Cache {
     }
 
     /// Applies a change notification: no entry computed from an older version of `id` is served
-    /// again. An error means the change may not be applied: the caller must stop using the
-    /// cache and start a new epoch.
-    pub async fn raise_minimum(&self, kind: char, id: Uuid, version: i64) -> Result<(), String> {
-        // Minimums outlive every entry they judge, even one written late.
-        let lifetime = self.ttl_seconds * 2 + 60;
-        let mut connection = self.connection.clone();
-        let mut invocation = self.raise_minimum.key(self.key(&keys::minimum(kind, id)));
-        invocation.arg(version).arg(lifetime);
-        let call = invocation.invoke_async::<i64>(&mut connection);
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err("timed out".into()),
+    /// again by this process.
+    pub fn raise_minimum(&self, kind: char, id: Uuid, version: i64) {
+        let now = Instant::now();
+        let mut minimums = self.minimums.write().unwrap_or_else(|e| e.into_inner());
+        let minimum = minimums.entry((kind, id)).or_insert(Minimum {
+            version,
+            raised: now,
+        });
+        if version > minimum.version {
+            minimum.version = version;
         }
+        minimum.raised = now;
+        // A minimum matters only to entries written before it was raised: they are written at
+        // most MAX_FILL_DELAY after their lookup and live ttl_seconds. Older ones can go.
+        if self.raises.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            let horizon = MAX_FILL_DELAY + Duration::from_secs(self.ttl_seconds + 60);
+            minimums.retain(|_, m| now.duration_since(m.raised) < horizon);
+        }
+    }
+
+    /// The minimum version recorded for an organization (`o`) or user (`u`), if any.
+    pub fn minimum(&self, kind: char, id: Uuid) -> Option<i64> {
+        let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
+        minimums.get(&(kind, id)).map(|m| m.version)
     }
 
     /// Starts a new epoch: every entry written before becomes unreachable.
@@ -367,6 +378,36 @@ impl Cache {
         self.listening.store(listening, Ordering::Release);
     }
 
+    /// After Redis lost its data: installs a fresh epoch unless another instance just did, and
+    /// returns the current one.
+    async fn install_missing_epoch(&self) -> Option<String> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(self.key(keys::EPOCH))
+            .arg(Uuid::new_v4().to_string())
+            .arg("NX")
+            .ignore()
+            .get(self.key(keys::EPOCH));
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(
+            self.timeout,
+            pipeline.query_async::<(Option<String>,)>(&mut connection),
+        )
+        .await
+        {
+            Ok(Ok((epoch,))) => epoch,
+            Ok(Err(error)) => {
+                self.failed("epoch", &error);
+                None
+            }
+            Err(_) => {
+                self.timed_out("epoch");
+                None
+            }
+        }
+    }
+
     fn key(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.namespace)
     }
@@ -389,12 +430,75 @@ impl Cache {
     }
 }
 
+/// The newest version announced for an organization or user, and when it was last raised.
+#[derive(Debug, Clone, Copy)]
+struct Minimum {
+    version: i64,
+    raised: Instant,
+}
+
+/// The payload of an entry (`epoch\ndeps\npayload`) if it was written under `epoch` and none of
+/// its dependencies is older than its minimum.
+fn fresh_payload(
+    mut raw: Vec<u8>,
+    epoch: &str,
+    minimums: &HashMap<(char, Uuid), Minimum>,
+) -> Option<Vec<u8>> {
+    let first = raw.iter().position(|b| *b == b'\n')?;
+    let second = first + 1 + raw[first + 1..].iter().position(|b| *b == b'\n')?;
+    if &raw[..first] != epoch.as_bytes() || !Deps::fresh(&raw[first + 1..second], minimums) {
+        return None;
+    }
+    Some(raw.split_off(second + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn deps_encode_as_the_lookup_script_parses_them() {
+    fn an_entry_is_fresh_only_under_its_epoch_and_minimums() {
+        let org = Uuid::new_v4();
+        let user = Uuid::new_v4();
+        let entry = |epoch: &str, org_version: i64| {
+            let deps = Deps::new()
+                .organization(org, org_version)
+                .user(user, 3)
+                .encode();
+            format!("{epoch}\n{deps}\npayload").into_bytes()
+        };
+        let mut minimums = HashMap::new();
+        let fresh = |raw: Vec<u8>, minimums: &HashMap<_, _>| fresh_payload(raw, "e1", minimums);
+        assert_eq!(
+            fresh(entry("e1", 5), &minimums),
+            Some(b"payload".to_vec()),
+            "no minimum yet"
+        );
+        assert_eq!(fresh(entry("e0", 5), &minimums), None, "another epoch");
+        let raised = Instant::now();
+        minimums.insert(('o', org), Minimum { version: 5, raised });
+        assert!(fresh(entry("e1", 5), &minimums).is_some(), "at the minimum");
+        minimums.insert(('o', org), Minimum { version: 6, raised });
+        assert_eq!(
+            fresh(entry("e1", 5), &minimums),
+            None,
+            "older than the minimum"
+        );
+        minimums.insert(('u', user), Minimum { version: 4, raised });
+        assert_eq!(
+            fresh(entry("e1", 6), &minimums),
+            None,
+            "the user dependency is older"
+        );
+        assert_eq!(
+            fresh(b"e1 no newlines".to_vec(), &minimums),
+            None,
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn deps_encode_as_kind_id_version_triples() {
         let org = Uuid::nil();
         let user = Uuid::max();
         let deps = Deps::new()

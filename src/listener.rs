@@ -2,9 +2,10 @@
 //! `sql/migrations/V10__change_notifications.sql`) on a dedicated connection, not one from the
 //! pool, and applies each notification to the cache.
 //!
-//! Notifications sent while the listener is disconnected are lost, and one that fails to reach
-//! Redis is as good as lost: in both cases the cache stops being used, and once the listener
-//! is connected again (LISTEN first) it starts a new epoch before the cache is used again.
+//! Version changes raise this process's minimum versions; tenant and permission changes start a
+//! new epoch in Redis (one that cannot be started is as good as lost). Notifications sent while
+//! the listener is disconnected are lost: the cache stops being used, and once the listener is
+//! connected again (LISTEN first) it starts a new epoch before the cache is used again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,11 +149,15 @@ async fn apply(cache: &Cache, payload: &str) -> Result<(), String> {
         Change::Organization {
             organization_id,
             version,
-        } => cache.raise_minimum('o', organization_id, version).await,
-        Change::User { user_id, version } => cache.raise_minimum('u', user_id, version).await,
-        Change::Tenant { .. } | Change::All => cache.start_epoch().await,
+        } => cache.raise_minimum('o', organization_id, version),
+        Change::User { user_id, version } => cache.raise_minimum('u', user_id, version),
+        // Every entry of every instance may be stale: only a new epoch in Redis says so to all.
+        Change::Tenant { .. } | Change::All => cache
+            .start_epoch()
+            .await
+            .map_err(|e| format!("cannot apply notification {payload}: {e}"))?,
     }
-    .map_err(|e| format!("cannot apply notification {payload}: {e}"))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ async fn lookup(cache: Option<&Cache>, keys: &[String]) -> Lookup {
 
 async fn store(cache: Option<&Cache>, lookup: &Lookup, entries: Vec<(String, Deps, Vec<u8>)>) {
     if let Some(cache) = cache {
-        cache.store(lookup.epoch.as_deref(), entries).await;
+        cache.store(lookup, entries).await;
     }
 }
 

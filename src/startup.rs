@@ -42,6 +42,7 @@ pub struct Application {
     port: u16,
     server: Server,
     change_listener: Option<tokio::task::JoinHandle<()>>,
+    state: web::Data<AppState>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,7 @@ impl Application {
             })?
             .port();
         let body_limit = settings.body_limit;
+        let shared = state.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(
@@ -133,7 +135,7 @@ impl Application {
                 )
                 .wrap(RecordRequests(metrics.clone()))
                 .app_data(verifier.clone())
-                .app_data(state.clone())
+                .app_data(shared.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(body_limit)
@@ -155,11 +157,17 @@ impl Application {
             port,
             server,
             change_listener,
+            state,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The cache, when REDIS_URL is set (tests inspect its minimum versions).
+    pub fn cache(&self) -> Option<Arc<Cache>> {
+        self.state.cache.clone()
     }
 
     /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.

@@ -83,6 +83,8 @@ pub struct TestApp {
     /// The prefix of every Redis key this app writes.
     pub namespace: String,
     pub redis_url: Option<String>,
+    /// The app's cache, to read the minimum versions its listener recorded.
+    pub cache: Option<std::sync::Arc<roster::cache::Cache>>,
     pub proxy: Option<DbProxy>,
     jwt: JwtSettings,
     http: reqwest::Client,
@@ -126,6 +128,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         .await
         .expect("build the application");
     let port = app.port();
+    let cache = app.cache();
     tokio::spawn(app.run_until_stopped());
 
     let sql = db.client().await;
@@ -143,6 +146,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         sql,
         namespace,
         redis_url: options.redis_url.clone(),
+        cache,
         proxy,
         jwt,
         http: reqwest::Client::builder()
@@ -517,18 +521,13 @@ impl TestApp {
 
     /// The minimum version the listener has recorded for an organization (`o`) or user (`u`).
     pub async fn minimum(&self, kind: char, id: Uuid) -> Option<i64> {
-        self.redis_get(&format!("minver:{kind}:{id}"))
-            .await
-            .map(|raw| {
-                String::from_utf8(raw)
-                    .expect("UTF-8 minimum")
-                    .parse()
-                    .expect("numeric minimum")
-            })
+        self.cache
+            .as_ref()
+            .and_then(|cache| cache.minimum(kind, id))
     }
 
     /// Waits until the listener has applied the notifications of everything committed so far
-    /// about `org` and `user`: their minimum versions in Redis reach the database's.
+    /// about `org` and `user`: their minimum versions reach the database's.
     pub async fn wait_for_minimums(&self, org: Uuid, user: Uuid) {
         let org_version = self.org_version(org).await;
         let user_version = self.user_version(user).await;
