@@ -76,9 +76,13 @@ async fn serve() -> Result<(), Box<dyn Error>> {
     for migration in roster::migrate(&settings.database_url).await? {
         log::info!("applied migration {migration}");
     }
-    let bind_addr = settings.bind_addr.clone();
+    let host = settings
+        .bind_addr
+        .rsplit_once(':')
+        .map_or("", |(host, _)| host)
+        .to_owned();
     let app = Application::build(settings).await?;
-    log::info!("serving on {bind_addr} (port {})", app.port());
+    log::info!("serving on {host}:{} (port {})", app.port(), app.port());
     app.run_until_stopped().await?;
     Ok(())
 }

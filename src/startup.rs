@@ -152,6 +152,8 @@ impl Application {
             source,
         })?
         .shutdown_timeout(30)
+        // actix treats SIGINT as a forced stop; both signals are handled in run_until_stopped.
+        .disable_signals()
         .run();
         Ok(Application {
             port,
@@ -170,13 +172,40 @@ impl Application {
         self.state.cache.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    /// Serves until SIGTERM or SIGINT (Ctrl-C), then stops accepting and lets in-flight
+    /// requests finish (for up to 30 s).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let handle = self.server.handle();
+        let mut server = std::pin::pin!(self.server);
+        let result = tokio::select! {
+            result = &mut server => result,
+            signal = shutdown_signal() => {
+                log::info!("{signal} received: finishing in-flight requests");
+                // The stop completes only while the server future is polled: drive both.
+                let ((), result) = tokio::join!(handle.stop(true), server);
+                result
+            }
+        };
         if let Some(change_listener) = self.change_listener {
             change_listener.abort();
         }
         result
+    }
+}
+
+/// Resolves when the process is asked to stop; never, where signals cannot be watched.
+async fn shutdown_signal() -> &'static str {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(error) => {
+                log::warn!("cannot watch SIGTERM: {error}");
+                return std::future::pending().await;
+            }
+        };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
     }
 }
 

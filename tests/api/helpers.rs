@@ -108,12 +108,23 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let jwt = jwt_settings(options.issuer, options.audience);
+    spawn(jwt, options.through_proxy).await
+}
+
+/// An app that checks tokens with `jwt`, e.g. an RS256 public key. With a key that cannot sign,
+/// `token_for` and the fixtures that give users tokens panic: use `create_user` and sign tokens
+/// in the test.
+pub async fn spawn_app_with_jwt(jwt: JwtSettings) -> TestApp {
+    spawn(jwt, false).await
+}
+
+async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
     let db = common::fresh_database().await;
-    let proxy = match options.through_proxy {
+    let proxy = match through_proxy {
         true => Some(DbProxy::start(&db.url).await),
         false => None,
     };
-    let jwt = jwt_settings(options.issuer, options.audience);
     let settings = Settings {
         database_url: proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone()),
         database_role: Some("roster_app".into()),
@@ -180,21 +191,25 @@ impl TestApp {
     }
 
     pub async fn user_in(&self, tenant: Uuid, name: &str, is_tenant_admin: bool) -> TestUser {
+        let id = self.create_user(tenant, name, is_tenant_admin).await;
+        TestUser {
+            id,
+            token: self.token_for(id),
+            email: format!("{name}@example.com"),
+        }
+    }
+
+    /// A user (`{name}@example.com`) without a token, for apps whose key cannot sign.
+    pub async fn create_user(&self, tenant: Uuid, name: &str, is_tenant_admin: bool) -> Uuid {
         let email = format!("{name}@example.com");
-        let id: Uuid = self
-            .sql
+        self.sql
             .query_one(
                 "select roster.create_user($1, $2, $3, $4) as id",
                 &[&tenant, &email, &name, &is_tenant_admin],
             )
             .await
             .and_then(|row| row.try_get("id"))
-            .unwrap_or_else(|e| panic!("create user {email}: {e}"));
-        TestUser {
-            id,
-            token: self.token_for(id),
-            email,
-        }
+            .unwrap_or_else(|e| panic!("create user {email}: {e}"))
     }
 
     /// A valid token for any id, existing or not.

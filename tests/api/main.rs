@@ -13,3 +13,5 @@ mod openapi;
 mod organizations;
 mod pagination;
 mod permissions;
+mod rs256;
+mod shutdown;
