@@ -40,7 +40,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // tokio-postgres logs every server NOTICE (e.g. refinery's "already exists, skipping").
+    let filter = "info,tokio_postgres=warn,refinery_core=warn";
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
     let result = match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
