@@ -282,16 +282,23 @@ impl AuditEvent {
     }
 }
 
-/// The fields of a new organization, in `roster.create_organization`'s order.
-#[derive(Debug, Clone, Default)]
+/// A new organization: the body of `POST /organizations`, in `roster.create_organization`'s
+/// order. Unknown fields are refused.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewOrganization {
+    /// 1 to 255 characters, unique in the tenant (case-insensitively).
     pub name: String,
+    /// 2 to 50 characters of `a-z`, `0-9` and single hyphens, unique in the tenant.
     pub slug: String,
     pub description: Option<String>,
+    /// A lowercase hostname with at least one dot.
     pub domain: Option<String>,
     pub billing_email: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub billing_address: Option<Value>,
     pub stripe_customer_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
 }
 

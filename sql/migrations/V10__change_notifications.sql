@@ -18,43 +18,30 @@
 -- Triggers
 -- ============================================================================================
 
-create function roster.tg_organizations__notify() returns trigger
+/* One trigger function for both versioned tables; its argument names the kind ('organization'
+   or 'user'), which is also the prefix of the id's key in the payload. */
+create function roster.tg__notify_version_change() returns trigger
   language plpgsql
   set search_path = pg_catalog, pg_temp
 as $$
 declare
-  v_row roster.organizations := case when tg_op = 'DELETE' then old else new end;
+  v_row jsonb := to_jsonb(case when tg_op = 'DELETE' then old else new end);
 begin
-  perform pg_notify('roster_changes', json_build_object(
-    'kind', 'organization', 'tenant_id', v_row.tenant_id, 'organization_id', v_row.id,
-    'version', case when tg_op = 'DELETE' then 9223372036854775807 else v_row.authz_version end)::text);
+  perform pg_notify('roster_changes', jsonb_build_object(
+    'kind', tg_argv[0], 'tenant_id', v_row -> 'tenant_id', tg_argv[0] || '_id', v_row -> 'id',
+    'version', case when tg_op = 'DELETE' then 9223372036854775807
+                    else (v_row ->> 'authz_version')::bigint end)::text);
   return null;
 end
 $$;
-comment on function roster.tg_organizations__notify() is
-  'Trigger: announces an organization change (with its new authz_version) on channel roster_changes.';
+comment on function roster.tg__notify_version_change() is
+  'Trigger: announces a change of an organization or user (with its new authz_version) on channel roster_changes.';
 
 create trigger tg_organizations__notify after insert or update or delete on roster.organizations
-  for each row execute function roster.tg_organizations__notify();
-
-create function roster.tg_users__notify() returns trigger
-  language plpgsql
-  set search_path = pg_catalog, pg_temp
-as $$
-declare
-  v_row roster.users := case when tg_op = 'DELETE' then old else new end;
-begin
-  perform pg_notify('roster_changes', json_build_object(
-    'kind', 'user', 'tenant_id', v_row.tenant_id, 'user_id', v_row.id,
-    'version', case when tg_op = 'DELETE' then 9223372036854775807 else v_row.authz_version end)::text);
-  return null;
-end
-$$;
-comment on function roster.tg_users__notify() is
-  'Trigger: announces a user change (with its new authz_version) on channel roster_changes.';
+  for each row execute function roster.tg__notify_version_change('organization');
 
 create trigger tg_users__notify after insert or update or delete on roster.users
-  for each row execute function roster.tg_users__notify();
+  for each row execute function roster.tg__notify_version_change('user');
 
 /* Member lists show the members' and inviters' emails and names: when those change, every
    organization listing them has changed for its readers. */

@@ -1,8 +1,6 @@
 use crate::startup::AppState;
 use actix_web::{http::header, web, HttpResponse};
-use serde::Deserialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
@@ -12,43 +10,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::reads;
 use crate::routes::json_bytes;
 
-/// The body of `POST /organizations`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateOrganization {
-    /// 1 to 255 characters, unique in the tenant (case-insensitively).
-    pub name: String,
-    /// 2 to 50 characters of `a-z`, `0-9` and single hyphens, unique in the tenant.
-    pub slug: String,
-    pub description: Option<String>,
-    /// A lowercase hostname with at least one dot.
-    pub domain: Option<String>,
-    pub billing_email: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub billing_address: Option<Value>,
-    pub stripe_customer_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
-}
-
-impl From<CreateOrganization> for NewOrganization {
-    fn from(body: CreateOrganization) -> NewOrganization {
-        NewOrganization {
-            name: body.name,
-            slug: body.slug,
-            description: body.description,
-            domain: body.domain,
-            billing_email: body.billing_email,
-            billing_address: body.billing_address,
-            stripe_customer_id: body.stripe_customer_id,
-            metadata: body.metadata,
-        }
-    }
-}
-
 /// Create an organization; the caller becomes its owner.
 #[utoipa::path(post, path = "/organizations", tag = "organizations",
-    request_body = CreateOrganization,
+    request_body = NewOrganization,
     responses(
         (status = 201, body = Organization, headers(("Location" = String))),
         (status = 409, description = "name or slug taken", body = ErrorBody),
@@ -58,11 +22,10 @@ impl From<CreateOrganization> for NewOrganization {
 pub async fn create_organization(
     caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<CreateOrganization>,
+    body: web::Json<NewOrganization>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.db.client().await?;
-    let new = NewOrganization::from(body.into_inner());
-    let org = db::create_organization(&client, caller.user_id, &new).await?;
+    let org = db::create_organization(&client, caller.user_id, &body).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/organizations/{}", org.id)))
         .json(org))
