@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::dev::ServiceResponse;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
@@ -17,6 +17,7 @@ use crate::auth::JwtVerifier;
 use crate::cache::{Cache, CacheState, FillHook};
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::extract::BodyLimit;
 use crate::metrics::{Metrics, RecordRequests};
 use crate::routes::{authz, health, members, organizations};
 use crate::settings::{Settings, SettingsError};
@@ -136,11 +137,8 @@ impl Application {
                 .wrap(RecordRequests(metrics.clone()))
                 .app_data(verifier.clone())
                 .app_data(shared.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(body_limit)
-                        .error_handler(json_error),
-                )
+                .app_data(web::PayloadConfig::new(body_limit))
+                .app_data(BodyLimit(body_limit))
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .configure(routes)
@@ -293,23 +291,6 @@ fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
     builder
         .build()
         .map_err(|e| StartupError::Database(Box::new(e)))
-}
-
-fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    match error {
-        JsonPayloadError::OverflowKnownLength { length, limit } => ApiError::PayloadTooLarge(
-            format!("request body of {length} bytes is over the limit of {limit} bytes"),
-        ),
-        JsonPayloadError::Overflow { limit } => {
-            ApiError::PayloadTooLarge(format!("request body is over the limit of {limit} bytes"))
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::BadRequest("expected Content-Type: application/json".into())
-        }
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::Invalid(e.to_string()),
-        other => ApiError::BadRequest(format!("malformed JSON body: {other}")),
-    }
-    .into()
 }
 
 fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {

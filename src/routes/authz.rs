@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::domain::{MembershipStatus, Role};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
 use crate::reads;
 use crate::startup::AppState;
 
@@ -79,7 +80,7 @@ pub struct CheckResult {
 pub async fn check(
     caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<CheckRequest>,
+    body: Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
     if body.checks.is_empty() || body.checks.len() > MAX_CHECKS {
         return Err(ApiError::Invalid(format!(

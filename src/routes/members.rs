@@ -8,6 +8,7 @@ use crate::auth::Caller;
 use crate::db::{self, Member, Membership};
 use crate::domain::{MembershipStatus, Page, PageParams, Paginated, Role};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
 use crate::reads;
 use crate::routes::json_bytes;
 
@@ -44,7 +45,7 @@ pub async fn add_member(
     caller: Caller,
     state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
-    body: web::Json<AddMember>,
+    body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let role = body.role.unwrap_or(Role::Member);
     let status = body.status.unwrap_or(MembershipStatus::Active);
@@ -107,7 +108,7 @@ pub async fn update_member(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<(Uuid, Uuid)>,
-    body: web::Json<UpdateMember>,
+    body: Json<UpdateMember>,
 ) -> Result<HttpResponse, ApiError> {
     let (org_id, user_id) = path.into_inner();
     let client = state.db.client().await?;

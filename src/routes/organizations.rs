@@ -7,6 +7,7 @@ use crate::auth::Caller;
 use crate::db::{self, AuditEvent, NewOrganization, Organization, UserOrganization};
 use crate::domain::{Page, PageParams, Paginated};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
 use crate::reads;
 use crate::routes::json_bytes;
 
@@ -22,7 +23,7 @@ use crate::routes::json_bytes;
 pub async fn create_organization(
     caller: Caller,
     state: web::Data<AppState>,
-    body: web::Json<NewOrganization>,
+    body: Json<NewOrganization>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.db.client().await?;
     let org = db::create_organization(&client, caller.user_id, &body).await?;
@@ -74,7 +75,7 @@ pub async fn update_organization(
     caller: Caller,
     state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
-    changes: web::Json<Value>,
+    changes: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
     let client = state.db.client().await?;
     let org = db::update_organization(&client, caller.user_id, *org_id, &changes).await?;

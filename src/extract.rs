@@ -1,0 +1,131 @@
+//! The JSON body extractor: actix's `web::Json`, but its errors name the field at fault
+//! (`user_id: UUID parsing failed ...`) and come in the API's error shape.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+
+use actix_web::error::PayloadError;
+use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// The body size limit, for messages: registered next to the `web::PayloadConfig` that
+/// enforces it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A request body of JSON (`Content-Type: application/json` or `+json`), at most the
+/// `web::PayloadConfig` limit.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> Deref for Json<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Json<T>, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = matches!(
+            request.mime_type(),
+            Ok(Some(mime)) if mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
+        );
+        let limit = request.app_data::<BodyLimit>().map(|limit| limit.0);
+        let body = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::BadRequest(
+                    "expected Content-Type: application/json".into(),
+                ));
+            }
+            let bytes = body
+                .await
+                .map_err(|error| match error.as_error::<PayloadError>() {
+                    Some(PayloadError::Overflow) => ApiError::PayloadTooLarge(match limit {
+                        Some(limit) => format!("request body is over the limit of {limit} bytes"),
+                        None => "request body is over the size limit".into(),
+                    }),
+                    _ => ApiError::BadRequest(format!("cannot read the request body: {error}")),
+                })?;
+            parse(&bytes).map(Json)
+        })
+    }
+}
+
+/// 400 for JSON that cannot be read, 422 for JSON of the wrong shape, naming where.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match (inner.is_data(), path.as_str()) {
+            (true, ".") => ApiError::Invalid(inner.to_string()),
+            (true, _) => ApiError::Invalid(format!("{path}: {inner}")),
+            (false, _) => ApiError::BadRequest(format!("malformed JSON body: {inner}")),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|error| ApiError::BadRequest(format!("malformed JSON body: {error}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        user_id: uuid::Uuid,
+    }
+
+    #[test]
+    fn errors_name_the_field_and_split_400_from_422() {
+        let cases: [(&str, &str, Option<&str>); 5] = [
+            (r#"{"user_id": "nope"}"#, "422", Some("user_id")),
+            (r#"{"user_id": 7}"#, "422", Some("user_id")),
+            (r#"{"colour": "red"}"#, "422", Some("colour")),
+            (r#"{"user_id": "#, "400", None),
+            (
+                r#"{"user_id": "00000000-0000-0000-0000-000000000000"} x"#,
+                "400",
+                None,
+            ),
+        ];
+        for (body, status, named) in cases {
+            let error = parse::<Body>(body.as_bytes()).expect_err(body);
+            let (actual, message) = match &error {
+                ApiError::Invalid(m) => ("422", m),
+                ApiError::BadRequest(m) => ("400", m),
+                other => panic!("{body}: unexpected {other:?}"),
+            };
+            assert_eq!(
+                status, actual,
+                "body {body} should be a {status}: {message}"
+            );
+            if let Some(named) = named {
+                assert!(
+                    message.contains(named),
+                    "body {body}: {message} should name {named}"
+                );
+            }
+        }
+    }
+}
