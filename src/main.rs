@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
-use roster::settings::{JwtSettings, Settings};
+use roster::settings::{self, JwtSettings, Settings};
 use roster::startup::Application;
 
 /// Organizations, memberships and role-based access for multi-tenant SaaS.
@@ -58,12 +58,8 @@ async fn main() -> ExitCode {
     }
 }
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| roster::DEFAULT_DATABASE_URL.to_owned())
-}
-
 async fn migrate() -> Result<(), Box<dyn Error>> {
-    let applied = roster::migrate(&database_url()).await?;
+    let applied = roster::migrate(&settings::database_url_from_env()?).await?;
     if applied.is_empty() {
         println!("database is up to date");
     }
@@ -98,7 +94,7 @@ fn token(user: Uuid, org: Option<Uuid>, ttl: u64) -> Result<(), Box<dyn Error>> 
 async fn demo() -> Result<(), Box<dyn Error>> {
     let jwt: JwtSettings = JwtSettings::from_env()?;
     migrate().await?;
-    let demo = roster::demo::seed(&database_url()).await?;
+    let demo = roster::demo::seed(&settings::database_url_from_env()?).await?;
     let token = roster::auth::issue_token(&jwt, demo.owner, Some(demo.organization), 24 * 3600)?;
     let bind_addr =
         std::env::var("BIND_ADDR").unwrap_or_else(|_| roster::settings::DEFAULT_BIND_ADDR.into());

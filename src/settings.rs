@@ -83,8 +83,7 @@ impl Settings {
     pub fn from_env() -> Result<Settings, SettingsError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Settings {
-            database_url: var("DATABASE_URL")?
-                .unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned()),
+            database_url: database_url_from_env()?,
             database_role: match var("DATABASE_ROLE")? {
                 None => Some("roster_app".to_owned()),
                 Some(role) if role.is_empty() => None,
@@ -146,6 +145,11 @@ impl JwtSettings {
         crate::auth::JwtVerifier::new(&settings)?;
         Ok(settings)
     }
+}
+
+/// DATABASE_URL, or the default: also used alone by the commands that only need the database.
+pub fn database_url_from_env() -> Result<String, SettingsError> {
+    Ok(var("DATABASE_URL")?.unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned()))
 }
 
 fn var(name: &'static str) -> Result<Option<String>, SettingsError> {

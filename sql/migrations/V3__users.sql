@@ -87,6 +87,23 @@ $$;
 comment on function roster._actor(uuid) is
   'Internal: the live user p_actor_id of a live tenant, or RNACT; records it as roster.actor_id for the audit trail.';
 
+/* RUSNF unless p_user_id is a live user of the tenant: the check of every function that
+   names another user. */
+create function roster._require_tenant_user(p_tenant_id uuid, p_user_id uuid) returns void
+  language plpgsql stable
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if not exists (select from roster.users u
+                  where u.tenant_id = p_tenant_id and u.id = p_user_id and u.deleted_at is null) then
+    raise exception using errcode = 'RUSNF',
+      message = format('user %s not found in this tenant', coalesce(p_user_id::text, 'null'));
+  end if;
+end
+$$;
+comment on function roster._require_tenant_user(uuid, uuid) is
+  'Internal: RUSNF unless the user is a live user of the tenant.';
+
 -- ============================================================================================
 -- Public functions
 -- ============================================================================================

@@ -121,11 +121,7 @@ begin
       raise exception using errcode = 'RDNID',
         message = 'only a tenant admin may list another user''s organizations';
     end if;
-    if not exists (select from roster.users u
-                    where u.tenant_id = v_actor.tenant_id and u.id = p_user_id and u.deleted_at is null) then
-      raise exception using errcode = 'RUSNF',
-        message = format('user %s not found in this tenant', coalesce(p_user_id::text, 'null'));
-    end if;
+    perform roster._require_tenant_user(v_actor.tenant_id, p_user_id);
   end if;
 
   -- Only active members see an organization's details; an invited or suspended one sees which

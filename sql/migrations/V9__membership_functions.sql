@@ -39,6 +39,30 @@ end
 $$;
 comment on function roster._check_role(text) is 'Internal: RINVL unless p_role is owner, admin or member.';
 
+/* The live membership that update_member and remove_member act on, locked for the change;
+   RMBNF when the user is not a member. */
+create function roster._lock_membership(p_tenant_id uuid, p_org_id uuid, p_user_id uuid, p_org_slug text)
+  returns roster.organization_memberships
+  language plpgsql volatile
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_membership roster.organization_memberships;
+begin
+  select m.* into v_membership from roster.organization_memberships m
+   where m.tenant_id = p_tenant_id and m.organization_id = p_org_id
+     and m.user_id = p_user_id and m.deleted_at is null
+     for update;
+  if not found then
+    raise exception using errcode = 'RMBNF',
+      message = format('user %s is not a member of organization %s', coalesce(p_user_id::text, 'null'), p_org_slug);
+  end if;
+  return v_membership;
+end
+$$;
+comment on function roster._lock_membership(uuid, uuid, uuid, text) is
+  'Internal: the live membership of a user in an organization, locked; RMBNF when there is none.';
+
 -- ============================================================================================
 -- Public functions
 -- ============================================================================================
@@ -71,11 +95,7 @@ begin
   if p_role = 'owner' then
     perform roster._deny_unless(v_access.actor_role, 'members:manage_owners', v_access.org_slug);
   end if;
-  if not exists (select from roster.users u
-                  where u.tenant_id = v_access.tenant_id and u.id = p_user_id and u.deleted_at is null) then
-    raise exception using errcode = 'RUSNF',
-      message = format('user %s not found in this tenant', coalesce(p_user_id::text, 'null'));
-  end if;
+  perform roster._require_tenant_user(v_access.tenant_id, p_user_id);
   select m.* into v_existing from roster.organization_memberships m
    where m.tenant_id = v_access.tenant_id and m.organization_id = p_org_id
      and m.user_id = p_user_id and m.deleted_at is null;
@@ -166,14 +186,7 @@ begin
     end if;
   end if;
 
-  select m.* into v_target from roster.organization_memberships m
-   where m.tenant_id = v_access.tenant_id and m.organization_id = p_org_id
-     and m.user_id = p_user_id and m.deleted_at is null
-     for update;
-  if not found then
-    raise exception using errcode = 'RMBNF',
-      message = format('user %s is not a member of organization %s', coalesce(p_user_id::text, 'null'), v_access.org_slug);
-  end if;
+  v_target := roster._lock_membership(v_access.tenant_id, p_org_id, p_user_id, v_access.org_slug);
   if 'owner' in (v_target.role, coalesce(p_role, v_target.role)) then
     perform roster._deny_unless(v_access.actor_role, 'members:manage_owners', v_access.org_slug);
   end if;
@@ -202,11 +215,13 @@ create function roster.remove_member(p_actor_id uuid, p_org_id uuid, p_user_id u
   set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
 as $$
 declare
-  v_actor roster.users := roster._actor(p_actor_id);
+  v_actor roster.users;
   v_access record;
   v_target roster.organization_memberships;
 begin
-  if p_user_id = v_actor.id then
+  if p_user_id = p_actor_id then
+    -- Resolved here only: the other path resolves the actor in _require_permission.
+    v_actor := roster._actor(p_actor_id);
     update roster.organization_memberships m set deleted_at = now()
       from roster.organizations o
      where o.tenant_id = m.tenant_id and o.id = m.organization_id and o.deleted_at is null
@@ -220,14 +235,7 @@ begin
   end if;
 
   v_access := roster._require_permission(p_actor_id, p_org_id, 'members:remove');
-  select m.* into v_target from roster.organization_memberships m
-   where m.tenant_id = v_access.tenant_id and m.organization_id = p_org_id
-     and m.user_id = p_user_id and m.deleted_at is null
-     for update;
-  if not found then
-    raise exception using errcode = 'RMBNF',
-      message = format('user %s is not a member of organization %s', coalesce(p_user_id::text, 'null'), v_access.org_slug);
-  end if;
+  v_target := roster._lock_membership(v_access.tenant_id, p_org_id, p_user_id, v_access.org_slug);
   if v_target.role = 'owner' then
     perform roster._deny_unless(v_access.actor_role, 'members:manage_owners', v_access.org_slug);
   end if;

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use roster::quote_ident;
 use tokio::sync::OnceCell;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
@@ -239,10 +240,6 @@ async fn try_connect(url: &str) -> Result<Client, tokio_postgres::Error> {
         let _ = connection.await;
     });
     Ok(client)
-}
-
-fn quote_ident(name: &str) -> String {
-    roster::quote_ident(name)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
