@@ -4,6 +4,7 @@
 use std::error::Error;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_postgres::types::{FromSql, Type};
 use utoipa::{IntoParams, ToSchema};
 
@@ -61,6 +62,26 @@ text_enum!(
         Suspended => "suspended",
     }
 );
+
+/// A new organization: the body of `POST /organizations` and the arguments of
+/// `roster.create_organization`, in its order. Unknown fields are refused.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrganization {
+    /// 1 to 255 characters, unique in the tenant (case-insensitively).
+    pub name: String,
+    /// 2 to 50 characters of `a-z`, `0-9` and single hyphens, unique in the tenant.
+    pub slug: String,
+    pub description: Option<String>,
+    /// A lowercase hostname with at least one dot.
+    pub domain: Option<String>,
+    pub billing_email: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub billing_address: Option<Value>,
+    pub stripe_customer_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
 
 /// `?limit=&offset=` as sent, still text, so that [`Page::parse`] can name the parameter
 /// that is not a number.

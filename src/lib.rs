@@ -13,11 +13,11 @@ pub mod extract;
 pub mod listener;
 pub mod metrics;
 pub mod migrate;
-pub mod openapi;
 pub mod reads;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod state;
 
 pub use migrate::{migrate, AppliedMigration, MigrateError};
 

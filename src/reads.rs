@@ -10,10 +10,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::cache::{keys, Cache, Deps, Lookup};
-use crate::db::{self, Access, Identity};
+use crate::db::authz::{self, Access, Identity};
+use crate::db::{self, members, organizations};
 use crate::domain::{Page, Paginated};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 impl Identity {
     /// RNACT's answer, from a cached or fresh identity.
@@ -67,7 +68,7 @@ pub async fn organization(state: &AppState, caller: Uuid, org: Uuid) -> Result<V
         org,
         "organization:read",
         keys::organization(org),
-        |client| async move { db::get_organization_with_access(&client, caller, org).await },
+        |client| async move { organizations::get_organization_with_access(&client, caller, org).await },
     )
     .await
 }
@@ -87,7 +88,8 @@ pub async fn members(
         "members:read",
         key,
         |client| async move {
-            let (access, rows) = db::list_members_with_access(&client, caller, org, page).await?;
+            let (access, rows) =
+                members::list_members_with_access(&client, caller, org, page).await?;
             Ok((access, Some(Paginated::from_rows(rows, page))))
         },
     )
@@ -115,7 +117,8 @@ pub async fn user_organizations(
         return Ok(body.clone());
     }
     let client = state.db.client().await?;
-    let (identity, rows) = db::list_organizations_with_identity(&client, caller, page).await?;
+    let (identity, rows) =
+        organizations::list_organizations_with_identity(&client, caller, page).await?;
     drop(client);
     let mut entries = vec![(identity_key, identity.deps(caller), encode(&identity)?)];
     let result = identity.require_live().and_then(|()| {
@@ -151,7 +154,7 @@ pub async fn access(
         .collect();
     if !missing.is_empty() {
         let client = state.db.client().await?;
-        let fetched = db::member_access(&client, caller, &missing).await?;
+        let fetched = authz::member_access(&client, caller, &missing).await?;
         drop(client);
         let mut entries = Vec::with_capacity(fetched.len());
         for (org, access) in fetched {

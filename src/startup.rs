@@ -1,5 +1,5 @@
 //! Builds the application: the pool, the cache and its listener, the shared state, and the
-//! route table.
+//! HTTP server over the routes of `routes::configure`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,29 +14,13 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, Recycling
 use tokio_postgres::NoTls;
 
 use crate::auth::JwtVerifier;
-use crate::cache::{Cache, CacheState, FillHook};
+use crate::cache::{Cache, FillHook};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::metrics::{Metrics, RecordRequests};
-use crate::routes::{authz, health, members, organizations};
 use crate::settings::{Settings, SettingsError};
-
-/// What every handler may use.
-pub struct AppState {
-    pub db: Db,
-    /// None without REDIS_URL.
-    pub cache: Option<Arc<Cache>>,
-    pub metrics: Arc<Metrics>,
-}
-
-impl AppState {
-    pub fn cache_state(&self) -> CacheState {
-        self.cache
-            .as_ref()
-            .map_or(CacheState::Disabled, |cache| cache.state())
-    }
-}
+use crate::state::AppState;
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -141,7 +125,7 @@ impl Application {
                 .app_data(BodyLimit(body_limit))
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
-                .configure(routes)
+                .configure(crate::routes::configure)
                 .default_service(web::to(no_route))
         })
         .listen(listener)
@@ -205,57 +189,6 @@ async fn shutdown_signal() -> &'static str {
         _ = terminate.recv() => "SIGTERM",
         _ = tokio::signal::ctrl_c() => "SIGINT",
     }
-}
-
-/// The route table: every endpoint of the API, in one place.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, patch, post, put, resource};
-    cfg.service(resource("/healthz").route(get().to(health::healthz)))
-        .service(resource("/readyz").route(get().to(health::readyz)))
-        .service(resource("/metrics").route(get().to(health::metrics)))
-        .service(resource("/openapi.json").route(get().to(health::openapi)))
-        .service(
-            resource("/organizations")
-                .route(get().to(organizations::list_organizations))
-                .route(post().to(organizations::create_organization)),
-        )
-        .service(
-            resource("/organizations/{org_id}")
-                .route(get().to(organizations::get_organization))
-                .route(patch().to(organizations::update_organization))
-                .route(put().to(organizations::update_organization))
-                .route(delete().to(organizations::delete_organization)),
-        )
-        .service(
-            resource("/organizations/{org_id}/members")
-                .route(get().to(members::list_members))
-                .route(post().to(members::add_member)),
-        )
-        .service(
-            resource("/organizations/{org_id}/members/{user_id}")
-                .route(get().to(members::get_member))
-                .route(patch().to(members::update_member))
-                .route(put().to(members::update_member))
-                .route(delete().to(members::remove_member)),
-        )
-        .service(
-            resource("/organizations/{org_id}/invitations/accept")
-                .route(post().to(members::accept_invitation)),
-        )
-        .service(resource("/organizations/{org_id}/me").route(get().to(authz::me)))
-        .service(
-            resource("/organizations/{org_id}/audit-events")
-                .route(get().to(organizations::list_audit_events)),
-        )
-        .service(resource("/authz/check").route(post().to(authz::check)))
-        .service(
-            resource("/users/{user_id}/organizations")
-                .route(get().to(organizations::list_user_organizations)),
-        )
-        .service(
-            resource("/tenant/organizations")
-                .route(get().to(organizations::list_tenant_organizations)),
-        );
 }
 
 fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {

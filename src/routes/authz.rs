@@ -8,7 +8,13 @@ use crate::domain::{MembershipStatus, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
-use crate::startup::AppState;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, post, resource};
+    cfg.service(resource("/organizations/{org_id}/me").route(get().to(me)))
+        .service(resource("/authz/check").route(post().to(check)));
+}
 
 /// The caller's standing in one organization.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -2,7 +2,14 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::db;
-use crate::startup::AppState;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, resource};
+    cfg.service(resource("/healthz").route(get().to(healthz)))
+        .service(resource("/readyz").route(get().to(readyz)))
+        .service(resource("/metrics").route(get().to(metrics)));
+}
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
@@ -41,10 +48,4 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(text)
-}
-
-/// This API's OpenAPI 3 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200)))]
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(&*crate::openapi::DOCUMENT)
 }

@@ -1,16 +1,35 @@
-use crate::startup::AppState;
 use actix_web::{http::header, web, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::{self, Member, Membership};
+use crate::db::members::{self as db, Member, Membership};
 use crate::domain::{MembershipStatus, Page, PageParams, Paginated, Role};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
 use crate::routes::json_bytes;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{delete, get, patch, post, put, resource};
+    cfg.service(
+        resource("/organizations/{org_id}/members")
+            .route(get().to(list_members))
+            .route(post().to(add_member)),
+    )
+    .service(
+        resource("/organizations/{org_id}/members/{user_id}")
+            .route(get().to(get_member))
+            .route(patch().to(update_member))
+            .route(put().to(update_member))
+            .route(delete().to(remove_member)),
+    )
+    .service(
+        resource("/organizations/{org_id}/invitations/accept").route(post().to(accept_invitation)),
+    );
+}
 
 /// The body of `POST /organizations/{org_id}/members`.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,15 +1,35 @@
-use crate::startup::AppState;
 use actix_web::{http::header, web, HttpResponse};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::{self, AuditEvent, NewOrganization, Organization, UserOrganization};
-use crate::domain::{Page, PageParams, Paginated};
+use crate::db::audit::{self, AuditEvent};
+use crate::db::organizations::{self as db, Organization, UserOrganization};
+use crate::domain::{NewOrganization, Page, PageParams, Paginated};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
 use crate::routes::json_bytes;
+use crate::state::AppState;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{delete, get, patch, post, put, resource};
+    cfg.service(
+        resource("/organizations")
+            .route(get().to(list_organizations))
+            .route(post().to(create_organization)),
+    )
+    .service(
+        resource("/organizations/{org_id}")
+            .route(get().to(get_organization))
+            .route(patch().to(update_organization))
+            .route(put().to(update_organization))
+            .route(delete().to(delete_organization)),
+    )
+    .service(resource("/organizations/{org_id}/audit-events").route(get().to(list_audit_events)))
+    .service(resource("/users/{user_id}/organizations").route(get().to(list_user_organizations)))
+    .service(resource("/tenant/organizations").route(get().to(list_tenant_organizations)));
+}
 
 /// Create an organization; the caller becomes its owner.
 #[utoipa::path(post, path = "/organizations", tag = "organizations",
@@ -148,6 +168,6 @@ pub async fn list_audit_events(
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::parse(&params)?;
     let client = state.db.client().await?;
-    let rows = db::list_audit_events(&client, caller.user_id, *org_id, page).await?;
+    let rows = audit::list_audit_events(&client, caller.user_id, *org_id, page).await?;
     Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::helpers::{assert_json, error_of, spawn_app, Reply, TestApp};
 
-/// Every (method, path) in `roster::startup::routes`, PUT aliases included. Keep in step with
+/// Every (method, path) in `roster::routes::configure`, PUT aliases included. Keep in step with
 /// the route table: `every_listed_route_is_served` fails for a row the app does not serve.
 const SERVED: &[(&str, &str)] = &[
     ("get", "/healthz"),

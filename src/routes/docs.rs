@@ -1,11 +1,17 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The API's documentation: the OpenAPI document, generated from the handlers' annotations.
 
 use std::sync::LazyLock;
 
+use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{authz, health, members, organizations};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    use web::{get, resource};
+    cfg.service(resource("/openapi.json").route(get().to(openapi)));
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,7 +36,7 @@ use crate::routes::{authz, health, members, organizations};
         health::healthz,
         health::readyz,
         health::metrics,
-        health::openapi,
+        openapi,
     ),
     modifiers(&BearerAuth)
 )]
@@ -48,3 +54,9 @@ impl Modify for BearerAuth {
 }
 
 pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+
+/// This API's OpenAPI 3 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200)))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(&*DOCUMENT)
+}

@@ -1,0 +1,124 @@
+//! The database layer: the pool, and one module per concern with one Rust function per
+//! `roster.*` SQL function, named the same, and the types their rows map to. Each call is one
+//! statement through a cached prepared statement; rows are read by column name in one
+//! `from_row` per type. The `*_with_access` functions are the cache's fill path: one statement
+//! returning a lookup function's answer and, when it allows, the data, so that a request that
+//! misses the cache still makes one round trip.
+
+// The cache's fill path. Each statement asks a lookup function (`member_access` or
+// `caller_identity`) and, only when its answer allows, the data function, whose own checks then
+// agree. Lookup columns come prefixed (`access_`, `identity_`) to stay apart from the data's.
+// `offset 0` keeps each lateral subquery from being pulled up, so that its condition stays a
+// one-time filter and the data function is not even called when access is refused.
+
+macro_rules! access_columns {
+    () => {
+        "a.tenant_id as access_tenant_id, a.is_tenant_admin as access_is_tenant_admin, \
+         a.user_live as access_user_live, a.user_version as access_user_version, \
+         a.org_version as access_org_version, a.role as access_role, \
+         a.status as access_status, a.permissions as access_permissions"
+    };
+}
+
+pub mod audit;
+pub mod authz;
+pub mod members;
+pub mod organizations;
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use crate::error::ApiError;
+use crate::metrics::{Metrics, PoolStatus};
+
+/// The pool, with the metrics every statement is counted in.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    metrics: Arc<Metrics>,
+}
+
+impl Db {
+    pub fn new(pool: Pool, metrics: Arc<Metrics>) -> Db {
+        Db { pool, metrics }
+    }
+
+    /// A pooled connection; 503 when none frees up within the pool's timeout.
+    pub async fn client(&self) -> Result<Client, ApiError> {
+        Ok(Client {
+            client: self.pool.get().await?,
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+}
+
+/// A pooled connection whose statements are counted as database round trips.
+pub struct Client {
+    client: deadpool_postgres::Object,
+    metrics: Arc<Metrics>,
+}
+
+/// A trivial round trip, for `/readyz`.
+pub async fn ping(client: &Client) -> Result<(), ApiError> {
+    query(client, "select 1", &[]).await?;
+    Ok(())
+}
+
+pub(crate) async fn query(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, ApiError> {
+    let statement = prepare(client, sql).await?;
+    Ok(client.client.query(&statement, params).await?)
+}
+
+/// The functions returning one row raise an error instead of returning none, so an empty
+/// result here is a bug, not a "not found".
+pub(crate) async fn query_one(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, ApiError> {
+    let statement = prepare(client, sql).await?;
+    Ok(client.client.query_one(&statement, params).await?)
+}
+
+/// Counts the statement, and the prepare too when it was not cached on this connection yet.
+async fn prepare(client: &Client, sql: &str) -> Result<tokio_postgres::Statement, ApiError> {
+    let cached = client.client.statement_cache.size();
+    let statement = client.client.prepare_cached(sql).await?;
+    let prepared = u64::from(client.client.statement_cache.size() > cached);
+    client.metrics.db_round_trips.add(1 + prepared);
+    Ok(statement)
+}
+
+pub(crate) fn map_rows<T>(
+    rows: &[Row],
+    from_row: fn(&Row) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<T>, ApiError> {
+    rows.iter()
+        .map(|row| from_row(row).map_err(ApiError::from))
+        .collect()
+}
+
+/// `member_count` exists in some functions' results and not in others.
+pub(crate) fn optional_column(row: &Row, name: &str) -> Result<Option<i64>, tokio_postgres::Error> {
+    match row.columns().iter().any(|c| c.name() == name) {
+        true => row.try_get(name),
+        false => Ok(None),
+    }
+}
