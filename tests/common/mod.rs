@@ -156,7 +156,11 @@ async fn build_template(admin: &Client, name: &str) {
         ))
         .await
         .unwrap_or_else(|e| panic!("mark {name} as a template: {e}"));
-    drop_stale_templates(admin, name).await;
+    // Several checkouts testing against one server at once (each with its own migrations)
+    // would drop each other's templates mid-run: they set ROSTER_TEST_KEEP_TEMPLATES.
+    if std::env::var_os("ROSTER_TEST_KEEP_TEMPLATES").is_none() {
+        drop_stale_templates(admin, name).await;
+    }
 }
 
 /// Templates of earlier migration sets would otherwise pile up, one per edit. Best effort: one
