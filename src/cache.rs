@@ -1,15 +1,15 @@
 //! The Redis cache of authorization lookups and read responses, kept exact by the database's
-//! change stream (see `sql/migrations/V10__change_notifications.sql` and `listener.rs`).
+//! change stream (see `sql/CACHE.md` and `listener.rs`).
 //!
 //! How an entry stays exact:
 //! - every entry records the **epoch** it was read under and its **dependencies**: the
-//!   `authz_version` of each organization and user it was computed from, read in the same
-//!   database statement as the data itself;
-//! - the listener turns each change notification into a **minimum version** per organization
-//!   or user, kept in this process (every API instance runs its own listener, so each knows
-//!   every change since the current epoch began); an entry is served only if its epoch is the
-//!   current one (read from Redis in the same `MGET` as the entries) and every dependency is at
-//!   least its minimum;
+//!   `authz_version` of its tenant and of each organization and user it was computed from,
+//!   read in the same database statement as the data itself;
+//! - the listener turns each change notification into a **minimum version** per (kind, tenant,
+//!   id), kept in this process (every API instance runs its own listener, so each knows every
+//!   change since the current epoch began); an entry is served only if its epoch is the current
+//!   one (read from Redis in the same `MGET` as the entries) and every dependency is at least
+//!   its minimum;
 //! - so a response read from the database just before a change can still be written to Redis
 //!   after the change's invalidation (the read–invalidate race), but it is never served: its
 //!   versions are older than the minimum;
@@ -17,16 +17,29 @@
 //!   Redis, which makes every existing entry, whichever instance wrote it, unreachable; until
 //!   the listener is connected and has done so, this instance does not use the cache at all.
 //!
-//! Any Redis failure or timeout is a miss: the request goes to the database. Nothing here can
-//! grant access that the database would not.
+//! What Redis must not hold, because nothing bounds it, stays in this process: refusals for
+//! ids that exist nowhere (a user id nobody has, an organization id of no organization of the
+//! caller's tenant) and the tenants' permission catalogues, in a small LRU validated exactly
+//! like Redis entries (dependencies against minimums), and emptied whenever notifications may
+//! have been missed.
+//!
+//! Redis is not trusted: every entry carries an HMAC of its key and value under `CACHE_KEY`,
+//! and one that does not verify is a miss (and a warning). Keys carry the tenant, so that two
+//! tenants' rows that share an id (possible by raw SQL) never share an entry. Any Redis failure
+//! or timeout is a miss: the request goes to the database. Nothing here can grant access that
+//! the database would not.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
+use sha2::Sha256;
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
@@ -36,82 +49,147 @@ use crate::metrics::Metrics;
 /// must be kept (see `Cache::raise_minimum`).
 const MAX_FILL_DELAY: Duration = Duration::from_secs(30);
 
-/// What an entry was computed from: `(kind, id, authz_version)` with kind `o` (organization) or
-/// `u` (user).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Deps(Vec<(char, Uuid, i64)>);
+/// Users whose tenant this process remembers; past it the map starts afresh (the next request
+/// of each user costs one database round trip).
+const MAX_KNOWN_USERS: usize = 200_000;
+
+/// Entries of the in-process store (refusals of strangers, catalogues).
+const LOCAL_ENTRIES: usize = 10_000;
+
+/// The tenant in the keys of answers about a user id that exists in no tenant.
+pub const NO_TENANT: Uuid = Uuid::nil();
+
+/// Bytes of HMAC-SHA256 kept in each entry's tag (128 bits).
+const TAG_BYTES: usize = 16;
+
+/// What a cache entry depends on: the versioned rows of `sql/CACHE.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DepKind {
+    Tenant,
+    Organization,
+    User,
+}
+
+impl DepKind {
+    fn code(self) -> char {
+        match self {
+            DepKind::Tenant => 't',
+            DepKind::Organization => 'o',
+            DepKind::User => 'u',
+        }
+    }
+
+    fn from_code(code: &str) -> Option<DepKind> {
+        match code {
+            "t" => Some(DepKind::Tenant),
+            "o" => Some(DepKind::Organization),
+            "u" => Some(DepKind::User),
+            _ => None,
+        }
+    }
+}
+
+/// What an entry was computed from, all in one tenant: the tenant's own version, then
+/// `(kind, id, authz_version)` of each organization and user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deps {
+    tenant: Uuid,
+    items: Vec<(DepKind, Uuid, i64)>,
+}
 
 impl Deps {
-    pub fn new() -> Deps {
-        Deps::default()
+    /// Every entry depends on its tenant.
+    pub fn new(tenant: Uuid, tenant_version: i64) -> Deps {
+        Deps {
+            tenant,
+            items: vec![(DepKind::Tenant, tenant, tenant_version)],
+        }
     }
 
     pub fn organization(mut self, id: Uuid, version: i64) -> Deps {
-        self.0.push(('o', id, version));
+        self.items.push((DepKind::Organization, id, version));
         self
     }
 
     pub fn user(mut self, id: Uuid, version: i64) -> Deps {
-        self.0.push(('u', id, version));
+        self.items.push((DepKind::User, id, version));
         self
     }
 
-    /// Whether every dependency is at least the minimum recorded for it.
-    fn fresh(encoded: &[u8], minimums: &HashMap<(char, Uuid), Minimum>) -> bool {
+    pub fn tenant(&self) -> Uuid {
+        self.tenant
+    }
+
+    /// Whether every dependency is at least its minimum.
+    fn fresh_items(&self, minimums: &Minimums) -> bool {
+        self.items.iter().all(|(kind, id, version)| {
+            minimums
+                .get(&(*kind, self.tenant, *id))
+                .is_none_or(|minimum| *version >= minimum.version)
+        })
+    }
+
+    /// Whether every encoded dependency of an entry of `tenant` is at least its minimum.
+    fn fresh(tenant: Uuid, encoded: &[u8], minimums: &Minimums) -> bool {
         let Ok(encoded) = std::str::from_utf8(encoded) else {
             return false;
         };
-        encoded.split(',').filter(|d| !d.is_empty()).all(|dep| {
+        encoded.split(',').all(|dep| {
             let mut parts = dep.splitn(3, ':');
             let (Some(kind), Some(id), Some(version)) = (parts.next(), parts.next(), parts.next())
             else {
                 return false;
             };
             let (Some(kind), Ok(id), Ok(version)) = (
-                kind.chars().next(),
+                DepKind::from_code(kind),
                 id.parse::<Uuid>(),
                 version.parse::<i64>(),
             ) else {
                 return false;
             };
             minimums
-                .get(&(kind, id))
+                .get(&(kind, tenant, id))
                 .is_none_or(|minimum| version >= minimum.version)
         })
     }
 
     fn encode(&self) -> String {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|(kind, id, version)| format!("{kind}:{id}:{version}"))
-            .collect();
-        parts.join(",")
+        let mut text = String::with_capacity(self.items.len() * 60);
+        for (i, (kind, id, version)) in self.items.iter().enumerate() {
+            let separator = if i == 0 { "" } else { "," };
+            let _ = write!(text, "{separator}{}:{id}:{version}", kind.code());
+        }
+        text
     }
 }
 
-/// The keys of cached items, in one place, without the namespace the cache prefixes.
+/// The keys of cached items, in one place, without the namespace the cache prefixes. Every
+/// key names its tenant.
 pub mod keys {
     use uuid::Uuid;
 
-    pub fn identity(user: Uuid) -> String {
-        format!("identity:{user}")
+    pub fn identity(tenant: Uuid, user: Uuid) -> String {
+        format!("identity:{tenant}:{user}")
     }
 
-    pub fn access(org: Uuid, user: Uuid) -> String {
-        format!("access:{org}:{user}")
+    pub fn access(tenant: Uuid, org: Uuid, user: Uuid) -> String {
+        format!("access:{tenant}:{org}:{user}")
     }
 
-    pub fn organization(org: Uuid) -> String {
-        format!("org:{org}")
+    pub fn organization(tenant: Uuid, org: Uuid) -> String {
+        format!("org:{tenant}:{org}")
     }
 
-    pub fn members(org: Uuid, limit: i32, offset: i32) -> String {
-        format!("members:{org}:{limit}:{offset}")
+    pub fn members(tenant: Uuid, org: Uuid, limit: i32, offset: i32) -> String {
+        format!("members:{tenant}:{org}:{limit}:{offset}")
     }
 
-    pub fn user_organizations(user: Uuid, limit: i32, offset: i32) -> String {
-        format!("user-orgs:{user}:{limit}:{offset}")
+    pub fn user_organizations(tenant: Uuid, user: Uuid, limit: i32, offset: i32) -> String {
+        format!("user-orgs:{tenant}:{user}:{limit}:{offset}")
+    }
+
+    pub fn catalogue(tenant: Uuid) -> String {
+        format!("perm-names:{tenant}")
     }
 
     pub(super) const EPOCH: &str = "epoch";
@@ -146,6 +224,8 @@ pub struct Lookup {
     pub values: Vec<Option<Vec<u8>>>,
     /// When the lookup was made: a fill arriving much later is not stored.
     started: Instant,
+    /// The in-process store's generation at the lookup: None when it is not in use.
+    generation: Option<u64>,
 }
 
 impl Lookup {
@@ -155,8 +235,32 @@ impl Lookup {
             epoch: None,
             values: vec![None; count],
             started: Instant::now(),
+            generation: None,
         }
     }
+}
+
+/// Where a fill goes: Redis, shared by every instance, or this process only (what nothing
+/// bounds: refusals for ids that exist nowhere, catalogues).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Shared,
+    Local,
+}
+
+/// One entry to store after a database read.
+pub struct Fill {
+    pub key: String,
+    pub deps: Deps,
+    pub payload: Vec<u8>,
+    pub place: Place,
+}
+
+/// An entry of the in-process store.
+struct LocalEntry {
+    generation: u64,
+    deps: Deps,
+    payload: Vec<u8>,
 }
 
 /// A test hook that runs between a database read and the cache write of its result, so that a
@@ -164,13 +268,21 @@ impl Lookup {
 pub type FillHook =
     Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
+type Minimums = HashMap<(DepKind, Uuid, Uuid), Minimum>;
+
 pub struct Cache {
     connection: ConnectionManager,
     /// Prefix of every key (`roster` by default), so that deployments can share a Redis.
     namespace: String,
-    /// (kind, id) → the newest version announced by a change notification.
-    minimums: RwLock<HashMap<(char, Uuid), Minimum>>,
+    /// HMAC-SHA256 keyed with CACHE_KEY, its key schedule done once.
+    signer: Hmac<Sha256>,
+    /// (kind, tenant, id) → the newest version announced by a change notification.
+    minimums: RwLock<Minimums>,
     raises: AtomicU64,
+    /// user → tenant, learnt from the database's answers, so that a request can name its
+    /// tenant's keys before it reads them. Forgotten when a notification shows the user in
+    /// another tenant.
+    tenants: RwLock<HashMap<Uuid, Uuid>>,
     /// Redis calls taking longer are abandoned and count as misses.
     timeout: Duration,
     ttl_seconds: u64,
@@ -179,35 +291,58 @@ pub struct Cache {
     listening: AtomicBool,
     /// The last Redis call failed: reported as degraded until one succeeds.
     redis_failing: AtomicBool,
+    /// Refusals of strangers and catalogues, in this process only.
+    local: Mutex<lru::LruCache<String, LocalEntry>>,
+    /// Bumped whenever the in-process store's entries may be stale (notifications missed,
+    /// global catalogue changed): older entries are not served.
+    local_generation: AtomicU64,
+    /// When an entry with a bad tag was last reported (seconds since `created`).
+    last_forgery_warning: AtomicU64,
+    created: Instant,
     metrics: Arc<Metrics>,
     fill_hook: Option<FillHook>,
 }
 
+/// How the cache is set up: see the `CACHE_*` and `REDIS_*` settings.
+pub struct CacheConfig<'a> {
+    pub redis_url: &'a str,
+    pub namespace: &'a str,
+    /// The secret entries are authenticated with (CACHE_KEY).
+    pub key: &'a [u8],
+    pub timeout: Duration,
+    pub ttl_seconds: u64,
+}
+
 impl Cache {
     pub fn new(
-        redis_url: &str,
-        namespace: &str,
-        timeout: Duration,
-        ttl_seconds: u64,
+        config: CacheConfig<'_>,
         metrics: Arc<Metrics>,
         fill_hook: Option<FillHook>,
     ) -> Result<Cache, redis::RedisError> {
-        let client = redis::Client::open(redis_url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+        let client = redis::Client::open(config.redis_url)?;
+        let connection_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
+        let connection = ConnectionManager::new_lazy_with_config(client, connection_config)?;
         Ok(Cache {
             connection,
-            namespace: namespace.to_owned(),
+            namespace: config.namespace.to_owned(),
+            signer: Hmac::new_from_slice(config.key).expect("HMAC takes a key of any length"),
             minimums: RwLock::new(HashMap::new()),
             raises: AtomicU64::new(0),
-            timeout,
-            ttl_seconds,
+            tenants: RwLock::new(HashMap::new()),
+            timeout: config.timeout,
+            ttl_seconds: config.ttl_seconds,
             listening: AtomicBool::new(false),
             redis_failing: AtomicBool::new(false),
+            local: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(LOCAL_ENTRIES).expect("a positive size"),
+            )),
+            local_generation: AtomicU64::new(0),
+            last_forgery_warning: AtomicU64::new(0),
+            created: Instant::now(),
             metrics,
             fill_hook,
         })
@@ -221,17 +356,88 @@ impl Cache {
         }
     }
 
-    /// Reads `keys`, validated; every key is a miss when the cache is not usable or Redis
-    /// fails, and then `epoch` is None so that nothing is written back.
-    pub async fn lookup(&self, keys: &[String]) -> Lookup {
+    /// The tenant of a user this process has seen in a database answer, while the cache is in
+    /// use (the listener keeps the knowledge current).
+    pub fn tenant_of(&self, user: Uuid) -> Option<Uuid> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        tenants.get(&user).copied()
+    }
+
+    /// Records a user's tenant from a database answer.
+    pub fn learn_tenant(&self, user: Uuid, tenant: Uuid) {
+        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        if tenants.len() >= MAX_KNOWN_USERS && !tenants.contains_key(&user) {
+            tenants.clear();
+        }
+        tenants.insert(user, tenant);
+    }
+
+    /// Applies a notification about a user: if it shows the user in another tenant than the
+    /// one remembered (a second row with the same id, or a moved row), or deleted, the next
+    /// request asks the database, which refuses an ambiguous id.
+    fn user_seen(&self, tenant: Uuid, user: Uuid, version: i64) {
+        let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        if version == i64::MAX || tenants.get(&user).is_some_and(|known| *known != tenant) {
+            tenants.remove(&user);
+        }
+    }
+
+    /// Reads `keys` (all of `tenant`; of `NO_TENANT` when the caller's tenant is not known),
+    /// validated: from Redis, then the in-process store. Every key is a miss when the cache is
+    /// not usable; when Redis fails, `epoch` is None so that nothing is written there. An
+    /// unknown tenant's keys are not asked of Redis, which never holds them; with no keys, the
+    /// lookup reads only the epoch that a fill will be written under.
+    pub async fn lookup(&self, tenant: Option<Uuid>, keys: &[String]) -> Lookup {
         let started = Instant::now();
         if !self.listening.load(Ordering::Acquire) {
             return Lookup::misses(keys.len());
         }
+        let generation = self.local_generation.load(Ordering::Acquire);
+        let shared = match tenant {
+            Some(_) => keys,
+            None => &[],
+        };
+        let (epoch, mut values) = self.lookup_shared(tenant, shared).await;
+        values.resize(keys.len(), None);
+        let tenant = tenant.unwrap_or(NO_TENANT);
+        {
+            let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
+            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            for (value, key) in values.iter_mut().zip(keys).filter(|(v, _)| v.is_none()) {
+                *value = local.get(key).and_then(|entry| {
+                    let fresh = entry.generation == generation
+                        && entry.deps.tenant == tenant
+                        && entry.deps.fresh_items(&minimums);
+                    fresh.then(|| entry.payload.clone())
+                });
+            }
+        }
+        let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+        self.metrics.cache_hits.add(hits);
+        self.metrics.cache_misses.add(keys.len() as u64 - hits);
+        Lookup {
+            epoch,
+            values,
+            started,
+            generation: Some(generation),
+        }
+    }
+
+    /// The epoch and the fresh values of `keys` in Redis (None each on any failure).
+    async fn lookup_shared(
+        &self,
+        tenant: Option<Uuid>,
+        keys: &[String],
+    ) -> (Option<String>, Vec<Option<Vec<u8>>>) {
+        let misses = || vec![None; keys.len()];
+        let full_keys: Vec<String> = keys.iter().map(|key| self.key(key)).collect();
         let mut command = redis::cmd("MGET");
         command.arg(self.key(keys::EPOCH));
-        for key in keys {
-            command.arg(self.key(key));
+        for key in &full_keys {
+            command.arg(key);
         }
         let mut connection = self.connection.clone();
         let reply = match tokio::time::timeout(
@@ -241,14 +447,14 @@ impl Cache {
         .await
         {
             Ok(Ok(reply)) if reply.len() == keys.len() + 1 => reply,
-            Ok(Ok(_)) => return Lookup::misses(keys.len()),
+            Ok(Ok(_)) => return (None, misses()),
             Ok(Err(error)) => {
                 self.failed("lookup", &error);
-                return Lookup::misses(keys.len());
+                return (None, misses());
             }
             Err(_) => {
                 self.timed_out("lookup");
-                return Lookup::misses(keys.len());
+                return (None, misses());
             }
         };
         self.redis_failing.store(false, Ordering::Relaxed);
@@ -260,35 +466,28 @@ impl Cache {
         let Some(epoch) = epoch else {
             // Redis lost everything (restart, flush): entries are gone too. Start an epoch so
             // that what this request reads can be stored.
-            let epoch = self.install_missing_epoch().await;
-            self.metrics.cache_misses.add(keys.len() as u64);
-            return Lookup {
-                epoch,
-                values: vec![None; keys.len()],
-                started,
-            };
+            return (self.install_missing_epoch().await, misses());
         };
-        let values: Vec<Option<Vec<u8>>> = {
-            let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
-            reply
-                .map(|raw| raw.and_then(|raw| fresh_payload(raw, &epoch, &minimums)))
-                .collect()
-        };
-        let hits = values.iter().filter(|v| v.is_some()).count() as u64;
-        self.metrics.cache_hits.add(hits);
-        self.metrics.cache_misses.add(keys.len() as u64 - hits);
-        Lookup {
-            epoch: Some(epoch),
-            values,
-            started,
-        }
+        let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
+        let values = reply
+            .zip(&full_keys)
+            .map(|(raw, key)| {
+                let entry = self.open(key, raw?)?;
+                let fresh = entry.epoch() == epoch.as_bytes()
+                    && Some(entry.tenant) == tenant
+                    && Deps::fresh(entry.tenant, entry.deps(), &minimums);
+                fresh.then(|| entry.into_payload())
+            })
+            .collect();
+        drop(minimums);
+        (Some(epoch), values)
     }
 
-    /// Writes entries read from the database under `epoch` (from the lookup that preceded the
-    /// read). Failures are counted and otherwise ignored: a missing entry is only a miss.
-    pub async fn store(&self, lookup: &Lookup, entries: Vec<(String, Deps, Vec<u8>)>) {
-        let Some(epoch) = &lookup.epoch else { return };
-        if entries.is_empty() {
+    /// Writes what a read fetched from the database after `lookup`: shared entries to Redis
+    /// under the lookup's epoch, local ones to this process. Failures are counted and otherwise
+    /// ignored: a missing entry is only a miss.
+    pub async fn store(&self, lookup: &Lookup, fills: Vec<Fill>) {
+        if fills.is_empty() || lookup.generation.is_none() {
             return;
         }
         if let Some(hook) = &self.fill_hook {
@@ -297,17 +496,32 @@ impl Cache {
         if lookup.started.elapsed() > MAX_FILL_DELAY {
             return;
         }
+        let (local, shared): (Vec<Fill>, Vec<Fill>) = fills
+            .into_iter()
+            .partition(|fill| fill.place == Place::Local);
+        if let Some(generation) = lookup.generation {
+            let mut store = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            // A generation bumped since the lookup may have voided what was read.
+            if generation == self.local_generation.load(Ordering::Acquire) {
+                for fill in local {
+                    let entry = LocalEntry {
+                        generation,
+                        deps: fill.deps,
+                        payload: fill.payload,
+                    };
+                    store.put(fill.key, entry);
+                }
+            }
+        }
+        let Some(epoch) = &lookup.epoch else { return };
+        if shared.is_empty() {
+            return;
+        }
         let mut pipeline = redis::pipe();
-        for (key, deps, payload) in entries {
-            let mut value = Vec::with_capacity(payload.len() + 128);
-            value.extend_from_slice(epoch.as_bytes());
-            value.push(b'\n');
-            value.extend_from_slice(deps.encode().as_bytes());
-            value.push(b'\n');
-            value.extend_from_slice(&payload);
-            pipeline
-                .set_ex(self.key(&key), value, self.ttl_seconds)
-                .ignore();
+        for fill in shared {
+            let key = self.key(&fill.key);
+            let value = self.seal(&key, epoch, &fill.deps, &fill.payload);
+            pipeline.set_ex(key, value, self.ttl_seconds).ignore();
         }
         let mut connection = self.connection.clone();
         match tokio::time::timeout(self.timeout, pipeline.query_async::<()>(&mut connection)).await
@@ -318,12 +532,21 @@ impl Cache {
         }
     }
 
-    /// Applies a change notification: no entry computed from an older version of `id` is served
-    /// again by this process.
-    pub fn raise_minimum(&self, kind: char, id: Uuid, version: i64) {
+    /// Applies a change notification: no entry computed from an older version of the row is
+    /// served again by this process.
+    pub fn raise_minimum(&self, kind: DepKind, tenant: Uuid, id: Uuid, version: i64) {
+        if kind == DepKind::User {
+            self.user_seen(tenant, id, version);
+            // Refusals for an id that existed nowhere depend on (User, NO_TENANT, id).
+            self.raise_one((DepKind::User, NO_TENANT, id), version);
+        }
+        self.raise_one((kind, tenant, id), version);
+    }
+
+    fn raise_one(&self, row: (DepKind, Uuid, Uuid), version: i64) {
         let now = Instant::now();
         let mut minimums = self.minimums.write().unwrap_or_else(|e| e.into_inner());
-        let minimum = minimums.entry((kind, id)).or_insert(Minimum {
+        let minimum = minimums.entry(row).or_insert(Minimum {
             version,
             raised: now,
         });
@@ -339,14 +562,16 @@ impl Cache {
         }
     }
 
-    /// The minimum version recorded for an organization (`o`) or user (`u`), if any.
-    pub fn minimum(&self, kind: char, id: Uuid) -> Option<i64> {
+    /// The minimum version recorded for a row, if any.
+    pub fn minimum(&self, kind: DepKind, tenant: Uuid, id: Uuid) -> Option<i64> {
         let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
-        minimums.get(&(kind, id)).map(|m| m.version)
+        minimums.get(&(kind, tenant, id)).map(|m| m.version)
     }
 
-    /// Starts a new epoch: every entry written before becomes unreachable.
+    /// Starts a new epoch: every entry written before, in Redis and in this process, becomes
+    /// unreachable.
     pub async fn start_epoch(&self) -> Result<(), String> {
+        self.void_local();
         let mut connection = self.connection.clone();
         let call = connection.set::<_, _, ()>(self.key(keys::EPOCH), Uuid::new_v4().to_string());
         match tokio::time::timeout(self.timeout, call).await {
@@ -372,10 +597,31 @@ impl Cache {
         }
     }
 
+    /// The server's `maxmemory-policy`, when Redis lets us ask (managed services often
+    /// disable CONFIG).
+    pub async fn eviction_policy(&self) -> Option<String> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("CONFIG");
+        command.arg("GET").arg("maxmemory-policy");
+        let call = command.query_async::<Vec<String>>(&mut connection);
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(reply)) => reply.into_iter().nth(1),
+            _ => None,
+        }
+    }
+
     /// Called by the listener: true once it listens and a fresh epoch has started; false as
     /// soon as a notification may be missed.
     pub fn set_listening(&self, listening: bool) {
+        if !listening {
+            self.void_local();
+        }
         self.listening.store(listening, Ordering::Release);
+    }
+
+    fn void_local(&self) {
+        self.local_generation.fetch_add(1, Ordering::AcqRel);
+        self.local.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// After Redis lost its data: installs a fresh epoch unless another instance just did, and
@@ -408,8 +654,75 @@ impl Cache {
         }
     }
 
+    /// `tag\nepoch\ntenant\ndeps\npayload`, the tag authenticating the key and the rest.
+    fn seal(&self, key: &str, epoch: &str, deps: &Deps, payload: &[u8]) -> Vec<u8> {
+        let mut body = Vec::with_capacity(payload.len() + 200);
+        body.extend_from_slice(epoch.as_bytes());
+        body.push(b'\n');
+        body.extend_from_slice(deps.tenant().to_string().as_bytes());
+        body.push(b'\n');
+        body.extend_from_slice(deps.encode().as_bytes());
+        body.push(b'\n');
+        body.extend_from_slice(payload);
+        let tag = self.tag(key, &body);
+        let mut value = Vec::with_capacity(TAG_BYTES * 2 + 1 + body.len());
+        for byte in tag {
+            let _ = write!(HexWriter(&mut value), "{byte:02x}");
+        }
+        value.push(b'\n');
+        value.extend_from_slice(&body);
+        value
+    }
+
+    /// The parts of an entry whose tag verifies; None (and a warning) otherwise.
+    fn open(&self, key: &str, raw: Vec<u8>) -> Option<Entry> {
+        let entry = Entry::parse(raw);
+        let verified = entry.as_ref().is_some_and(|entry| {
+            let mut mac = self.signer.clone();
+            mac.update(key.as_bytes());
+            mac.update(&[0]);
+            mac.update(entry.body());
+            mac.verify_truncated_left(&entry.tag).is_ok()
+        });
+        if !verified {
+            self.forgery(key);
+            return None;
+        }
+        entry
+    }
+
+    fn tag(&self, key: &str, body: &[u8]) -> [u8; TAG_BYTES] {
+        let mut mac = self.signer.clone();
+        mac.update(key.as_bytes());
+        mac.update(&[0]);
+        mac.update(body);
+        let full = mac.finalize().into_bytes();
+        let mut tag = [0; TAG_BYTES];
+        tag.copy_from_slice(&full[..TAG_BYTES]);
+        tag
+    }
+
     fn key(&self, suffix: &str) -> String {
         format!("{}:{suffix}", self.namespace)
+    }
+
+    /// An entry that does not verify was not written by a Roster with this CACHE_KEY: someone
+    /// else wrote to our keys, or CACHE_KEY differs between instances. At most one warning a
+    /// minute.
+    fn forgery(&self, key: &str) {
+        self.metrics.cache_errors.add(1);
+        let now = self.created.elapsed().as_secs() + 1;
+        let last = self.last_forgery_warning.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + 60)
+            && self
+                .last_forgery_warning
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            log::warn!(
+                "cache entry {key} failed authentication (written by someone without this CACHE_KEY?): ignored, serving from the database"
+            );
+        }
     }
 
     fn failed(&self, operation: &str, error: &redis::RedisError) {
@@ -430,26 +743,80 @@ impl Cache {
     }
 }
 
-/// The newest version announced for an organization or user, and when it was last raised.
+/// `write!` of hex digits into a byte buffer.
+struct HexWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for HexWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// A stored entry, split at its first four newlines.
+struct Entry {
+    raw: Vec<u8>,
+    tag: Vec<u8>,
+    /// Where the authenticated part (epoch onwards) starts.
+    body_start: usize,
+    epoch: std::ops::Range<usize>,
+    tenant: Uuid,
+    deps: std::ops::Range<usize>,
+    payload_start: usize,
+}
+
+impl Entry {
+    fn parse(raw: Vec<u8>) -> Option<Entry> {
+        let mut cuts = [0usize; 4];
+        let mut from = 0;
+        for cut in &mut cuts {
+            *cut = from + raw[from..].iter().position(|b| *b == b'\n')?;
+            from = *cut + 1;
+        }
+        let tag_hex = std::str::from_utf8(&raw[..cuts[0]]).ok()?;
+        if tag_hex.len() != TAG_BYTES * 2 {
+            return None;
+        }
+        let tag = (0..TAG_BYTES)
+            .map(|i| u8::from_str_radix(tag_hex.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        let tenant = std::str::from_utf8(&raw[cuts[1] + 1..cuts[2]])
+            .ok()?
+            .parse()
+            .ok()?;
+        Some(Entry {
+            tag,
+            body_start: cuts[0] + 1,
+            epoch: cuts[0] + 1..cuts[1],
+            tenant,
+            deps: cuts[2] + 1..cuts[3],
+            payload_start: cuts[3] + 1,
+            raw,
+        })
+    }
+
+    fn body(&self) -> &[u8] {
+        &self.raw[self.body_start..]
+    }
+
+    fn epoch(&self) -> &[u8] {
+        &self.raw[self.epoch.clone()]
+    }
+
+    fn deps(&self) -> &[u8] {
+        &self.raw[self.deps.clone()]
+    }
+
+    fn into_payload(mut self) -> Vec<u8> {
+        self.raw.split_off(self.payload_start)
+    }
+}
+
+/// The newest version announced for a row, and when it was last raised.
 #[derive(Debug, Clone, Copy)]
 struct Minimum {
     version: i64,
     raised: Instant,
-}
-
-/// The payload of an entry (`epoch\ndeps\npayload`) if it was written under `epoch` and none of
-/// its dependencies is older than its minimum.
-fn fresh_payload(
-    mut raw: Vec<u8>,
-    epoch: &str,
-    minimums: &HashMap<(char, Uuid), Minimum>,
-) -> Option<Vec<u8>> {
-    let first = raw.iter().position(|b| *b == b'\n')?;
-    let second = first + 1 + raw[first + 1..].iter().position(|b| *b == b'\n')?;
-    if &raw[..first] != epoch.as_bytes() || !Deps::fresh(&raw[first + 1..second], minimums) {
-        return None;
-    }
-    Some(raw.split_off(second + 1))
 }
 
 #[cfg(test)]
@@ -457,56 +824,112 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_entry_is_fresh_only_under_its_epoch_and_minimums() {
-        let org = Uuid::new_v4();
-        let user = Uuid::new_v4();
-        let entry = |epoch: &str, org_version: i64| {
-            let deps = Deps::new()
-                .organization(org, org_version)
-                .user(user, 3)
-                .encode();
-            format!("{epoch}\n{deps}\npayload").into_bytes()
-        };
-        let mut minimums = HashMap::new();
-        let fresh = |raw: Vec<u8>, minimums: &HashMap<_, _>| fresh_payload(raw, "e1", minimums);
-        assert_eq!(
-            fresh(entry("e1", 5), &minimums),
-            Some(b"payload".to_vec()),
-            "no minimum yet"
-        );
-        assert_eq!(fresh(entry("e0", 5), &minimums), None, "another epoch");
-        let raised = Instant::now();
-        minimums.insert(('o', org), Minimum { version: 5, raised });
-        assert!(fresh(entry("e1", 5), &minimums).is_some(), "at the minimum");
-        minimums.insert(('o', org), Minimum { version: 6, raised });
-        assert_eq!(
-            fresh(entry("e1", 5), &minimums),
-            None,
-            "older than the minimum"
-        );
-        minimums.insert(('u', user), Minimum { version: 4, raised });
-        assert_eq!(
-            fresh(entry("e1", 6), &minimums),
-            None,
-            "the user dependency is older"
-        );
-        assert_eq!(
-            fresh(b"e1 no newlines".to_vec(), &minimums),
-            None,
-            "malformed"
-        );
-    }
-
-    #[test]
     fn deps_encode_as_kind_id_version_triples() {
+        let tenant = Uuid::from_u128(1);
         let org = Uuid::nil();
         let user = Uuid::max();
-        let deps = Deps::new()
+        let deps = Deps::new(tenant, 2)
             .organization(org, 7)
             .user(user, 9_223_372_036_854_775_807);
         assert_eq!(
             deps.encode(),
-            format!("o:{org}:7,u:{user}:9223372036854775807")
+            format!("t:{tenant}:2,o:{org}:7,u:{user}:9223372036854775807")
+        );
+    }
+
+    #[test]
+    fn deps_are_fresh_only_at_or_above_their_minimums_in_their_tenant() {
+        let tenant = Uuid::from_u128(1);
+        let other_tenant = Uuid::from_u128(2);
+        let org = Uuid::from_u128(3);
+        let user = Uuid::from_u128(4);
+        let encoded = Deps::new(tenant, 2)
+            .organization(org, 5)
+            .user(user, 3)
+            .encode();
+        let fresh = |minimums: &Minimums| Deps::fresh(tenant, encoded.as_bytes(), minimums);
+        let raised = Instant::now();
+        let minimum = |version| Minimum { version, raised };
+        let mut minimums = Minimums::new();
+        assert!(fresh(&minimums), "no minimum yet");
+        minimums.insert((DepKind::Organization, tenant, org), minimum(5));
+        assert!(fresh(&minimums), "at the minimum");
+        minimums.insert((DepKind::Organization, other_tenant, org), minimum(9));
+        assert!(fresh(&minimums), "another tenant's row with the same id");
+        minimums.insert((DepKind::Organization, tenant, org), minimum(6));
+        assert!(!fresh(&minimums), "older than the organization's minimum");
+        minimums.insert((DepKind::Organization, tenant, org), minimum(5));
+        minimums.insert((DepKind::User, tenant, user), minimum(4));
+        assert!(!fresh(&minimums), "the user dependency is older");
+        minimums.remove(&(DepKind::User, tenant, user));
+        minimums.insert((DepKind::Tenant, tenant, tenant), minimum(3));
+        assert!(!fresh(&minimums), "the tenant dependency is older");
+        assert!(
+            !Deps::fresh(tenant, b"x:1:2", &Minimums::new()),
+            "an unknown kind is not fresh"
+        );
+    }
+
+    fn test_cache(key: &[u8]) -> Cache {
+        Cache::new(
+            CacheConfig {
+                redis_url: "redis://127.0.0.1:1",
+                namespace: "test",
+                key,
+                timeout: Duration::from_millis(10),
+                ttl_seconds: 60,
+            },
+            Arc::new(Metrics::default()),
+            None,
+        )
+        .expect("a lazy client")
+    }
+
+    #[tokio::test]
+    async fn entries_open_only_under_their_key_and_cache_key() {
+        let cache = test_cache(b"0123456789abcdef0123456789abcdef");
+        let tenant = Uuid::from_u128(1);
+        let deps = Deps::new(tenant, 1);
+        let sealed = cache.seal("test:k", "e1", &deps, b"{\"allowed\":true}");
+        let entry = cache
+            .open("test:k", sealed.clone())
+            .expect("opens under its key");
+        assert_eq!(entry.epoch(), b"e1");
+        assert_eq!(entry.tenant, tenant);
+        assert_eq!(entry.into_payload(), b"{\"allowed\":true}");
+        assert!(
+            cache.open("test:other", sealed.clone()).is_none(),
+            "moved to another key"
+        );
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() = b'!';
+        assert!(cache.open("test:k", tampered).is_none(), "payload changed");
+        let forged = format!("{}\ne1\n{tenant}\nt:{tenant}:1\n{{}}", "0".repeat(32));
+        assert!(
+            cache.open("test:k", forged.into_bytes()).is_none(),
+            "no valid tag"
+        );
+        let other = test_cache(b"another deployment's key, 32 bytes!");
+        assert!(other.open("test:k", sealed).is_none(), "another CACHE_KEY");
+    }
+
+    /// Not a speed test: prints what sealing and opening cost, for the notes.
+    #[tokio::test]
+    async fn seal_and_open_cost() {
+        let cache = test_cache(b"0123456789abcdef0123456789abcdef");
+        let deps = Deps::new(Uuid::from_u128(1), 1)
+            .organization(Uuid::from_u128(2), 3)
+            .user(Uuid::from_u128(4), 5);
+        let payload = vec![b'x'; 300];
+        let rounds = 20_000;
+        let started = Instant::now();
+        for _ in 0..rounds {
+            let sealed = cache.seal("roster:access:k", "epoch", &deps, &payload);
+            assert!(cache.open("roster:access:k", sealed).is_some());
+        }
+        eprintln!(
+            "seal + open of a 300-byte entry: {:?} each",
+            started.elapsed() / rounds
         );
     }
 }

@@ -45,14 +45,57 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(
-    /// A member's role in an organization.
-    Role, "role", {
-        Owner => "owner",
-        Admin => "admin",
-        Member => "member",
+/// A role's key: a built-in role (`owner`, `admin`, `member`) or one an organization or tenant
+/// defined. An open set: the database decides which keys exist; this type only refuses what
+/// can never be a key (`^[a-z][a-z0-9_-]{1,49}$`), and reads any key the database holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, pattern = "^[a-z][a-z0-9_-]{1,49}$", example = "admin")]
+pub struct RoleKey(String);
+
+impl RoleKey {
+    pub const MAX_LEN: usize = 50;
+
+    pub fn parse(text: &str) -> Result<RoleKey, String> {
+        let mut chars = text.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && (2..=Self::MAX_LEN).contains(&text.len())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        match valid {
+            true => Ok(RoleKey(text.to_owned())),
+            false => Err(format!(
+                "invalid role key {text:?}: 2 to 50 characters of a-z, 0-9, _ and -, starting with a letter"
+            )),
+        }
     }
-);
+
+    /// The role a new member gets by default.
+    pub fn member() -> RoleKey {
+        RoleKey("member".to_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RoleKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<RoleKey, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RoleKey::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'a> FromSql<'a> for RoleKey {
+    /// Whatever key the database holds: it is the authority on which roles exist.
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn Error + Sync + Send>> {
+        <String as FromSql>::from_sql(ty, raw).map(RoleKey)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <String as FromSql>::accepts(ty)
+    }
+}
 
 text_enum!(
     /// A membership's status: `invited` until accepted, then `active` or `suspended`.
@@ -247,9 +290,6 @@ mod tests {
 
     #[test]
     fn json_names_are_the_database_texts() {
-        for role in [Role::Owner, Role::Admin, Role::Member] {
-            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
-        }
         for status in [
             MembershipStatus::Invited,
             MembershipStatus::Active,
@@ -260,13 +300,34 @@ mod tests {
     }
 
     #[test]
-    fn roles_and_statuses_parse_from_snake_case_only() {
-        assert_eq!(
-            serde_json::from_str::<Role>("\"admin\"").unwrap(),
-            Role::Admin
+    fn role_keys_are_an_open_set_of_well_formed_keys() {
+        let accepted = ["owner", "admin", "member", "billing-admin", "qa_lead", "r2"];
+        for key in accepted {
+            let parsed: RoleKey = serde_json::from_str(&format!("{key:?}")).unwrap();
+            assert_eq!(parsed.as_str(), key, "{key} should be a role key");
+        }
+        let refused = [
+            "",
+            "a",
+            "Admin",
+            "2fa",
+            "-x",
+            "has space",
+            "dot.ted",
+            "\u{e9}t\u{e9}",
+        ];
+        for key in refused {
+            assert!(RoleKey::parse(key).is_err(), "{key:?} should be refused");
+        }
+        assert!(
+            RoleKey::parse(&"a".repeat(50)).is_ok(),
+            "50 characters are allowed"
         );
-        assert!(serde_json::from_str::<Role>("\"Admin\"").is_err());
-        assert!(serde_json::from_str::<Role>("\"superuser\"").is_err());
+        assert!(RoleKey::parse(&"a".repeat(51)).is_err(), "51 are not");
+    }
+
+    #[test]
+    fn statuses_parse_from_snake_case_only() {
         assert_eq!(
             serde_json::from_str::<MembershipStatus>("\"suspended\"").unwrap(),
             MembershipStatus::Suspended

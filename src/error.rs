@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
-use tokio_postgres::error::SqlState;
 use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,19 +89,28 @@ impl ApiError {
     }
 
     /// RDNID's answer, for decisions taken from the cache.
-    pub fn forbidden(message: String) -> ApiError {
-        ApiError::Rejected {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message,
-        }
+    pub fn permission_denied(role: &str, permission: &str, org_slug: &str) -> ApiError {
+        ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("role {role} lacks permission {permission} in organization {org_slug}"),
+        )
+    }
+
+    /// RUPRM's answer, for a name checked against a cached catalogue.
+    pub fn unknown_permission(field: &str, permission: &str) -> ApiError {
+        ApiError::rejected(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_permission",
+            &format!("{field}: unknown permission {permission:?}"),
+        )
     }
 
     /// A path that matches no route.
     pub fn no_route(method: &str, path: &str) -> ApiError {
         ApiError::rejected(
             StatusCode::NOT_FOUND,
-            "not_found",
+            "no_route",
             &format!("no route for {method} {path}"),
         )
     }
@@ -158,7 +166,49 @@ impl ResponseError for ApiError {
     }
 }
 
-/// SQLSTATE → HTTP, as catalogued in `sql/ERRORS.md`.
+/// How the API reports each SQLSTATE the functions raise or let through: `(sqlstate, code,
+/// status)`, exactly the rows of `sql/ERRORS.md` (a test compares the two). Besides these, class
+/// `08` (connection exceptions) and anything the server answers with no SQLSTATE are 503
+/// `unavailable`; any other SQLSTATE is a bug: 500, logged.
+pub const SQLSTATES: &[(&str, &str, u16)] = &[
+    ("RNACT", "unauthenticated", 401),
+    ("RNFND", "not_found", 404),
+    ("RDNID", "forbidden", 403),
+    ("RLOWN", "last_owner", 409),
+    ("RISMB", "already_member", 409),
+    ("RNINV", "invitation_not_pending", 409),
+    ("RMBNF", "member_not_found", 404),
+    ("RUSNF", "user_not_found", 404),
+    ("RTNNF", "tenant_not_found", 404),
+    ("RINVL", "invalid_input", 422),
+    ("RUPRM", "unknown_permission", 422),
+    ("RAMBG", "internal", 500),
+    ("RAPND", "internal", 500),
+    ("23505", "conflict", 409),
+    ("23514", "invalid_input", 422),
+    ("23502", "invalid_input", 422),
+    ("23503", "invalid_input", 422),
+    ("22P02", "invalid_input", 422),
+    ("22023", "invalid_input", 422),
+    ("22001", "invalid_input", 422),
+    ("22003", "invalid_input", 422),
+    ("22004", "invalid_input", 422),
+    ("22007", "invalid_input", 422),
+    ("22008", "invalid_input", 422),
+    ("22021", "invalid_input", 422),
+    ("22P05", "invalid_input", 422),
+    ("2201W", "invalid_input", 422),
+    ("2201X", "invalid_input", 422),
+    ("54000", "invalid_input", 422),
+    ("40001", "retry", 503),
+    ("40P01", "retry", 503),
+    ("55P03", "retry", 503),
+    ("57014", "unavailable", 503),
+    ("57P01", "unavailable", 503),
+    ("57P03", "unavailable", 503),
+];
+
+/// SQLSTATE → HTTP, by the table above.
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> ApiError {
         let Some(db) = error.as_db_error() else {
@@ -169,45 +219,33 @@ impl From<tokio_postgres::Error> for ApiError {
                 ApiError::Internal(Box::new(error))
             };
         };
+        let sqlstate = db.code().code();
         let message = db.message();
-        match db.code().code() {
-            "RNACT" => ApiError::Unauthenticated(message.to_owned()),
-            "RNFND" => ApiError::rejected(StatusCode::NOT_FOUND, "not_found", message),
-            "RMBNF" => ApiError::rejected(StatusCode::NOT_FOUND, "member_not_found", message),
-            "RUSNF" => ApiError::rejected(StatusCode::NOT_FOUND, "user_not_found", message),
-            "RTNNF" => ApiError::rejected(StatusCode::NOT_FOUND, "tenant_not_found", message),
-            "RDNID" => ApiError::rejected(StatusCode::FORBIDDEN, "forbidden", message),
-            "RLOWN" => ApiError::rejected(StatusCode::CONFLICT, "last_owner", message),
-            "RISMB" => ApiError::rejected(StatusCode::CONFLICT, "already_member", message),
-            "RNINV" => ApiError::rejected(StatusCode::CONFLICT, "invitation_not_pending", message),
-            "RINVL" => {
-                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
-            }
-            "RUPRM" => ApiError::rejected(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_permission",
-                message,
-            ),
-            "23505" => ApiError::rejected(
-                StatusCode::CONFLICT,
-                conflict_code(db.constraint().unwrap_or_default()),
-                message,
-            ),
-            "23514" | "23502" | "23503" | "22P02" | "22023" | "22001" => {
-                ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
-            }
-            "40001" | "40P01" => ApiError::rejected(
+        let Some(&(_, code, status)) = SQLSTATES.iter().find(|(s, _, _)| *s == sqlstate) else {
+            return match sqlstate.starts_with("08") {
+                true => ApiError::Unavailable(format!("database unavailable: {message}")),
+                false => ApiError::Internal(Box::new(error)),
+            };
+        };
+        match (code, status) {
+            (_, 401) => ApiError::Unauthenticated(message.to_owned()),
+            (_, 500) => ApiError::Internal(Box::new(error)),
+            ("unavailable", _) => ApiError::Unavailable(format!("database unavailable: {message}")),
+            ("retry", _) => ApiError::rejected(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "retry",
                 "a concurrent change got in the way; retry the request",
             ),
-            _ if db.code() == &SqlState::ADMIN_SHUTDOWN
-                || db.code() == &SqlState::CANNOT_CONNECT_NOW
-                || db.code().code().starts_with("08") =>
-            {
-                ApiError::Unavailable(format!("database unavailable: {message}"))
-            }
-            _ => ApiError::Internal(Box::new(error)),
+            ("conflict", _) => ApiError::rejected(
+                StatusCode::CONFLICT,
+                conflict_code(db.constraint().unwrap_or_default()),
+                message,
+            ),
+            (code, status) => ApiError::rejected(
+                StatusCode::from_u16(status).expect("a valid status in SQLSTATES"),
+                code,
+                message,
+            ),
         }
     }
 }

@@ -2,8 +2,9 @@
 //! `sql/migrations/V10__change_notifications.sql`) on a dedicated connection, not one from the
 //! pool, and applies each notification to the cache.
 //!
-//! Version changes raise this process's minimum versions; tenant and permission changes start a
-//! new epoch in Redis (one that cannot be started is as good as lost). Notifications sent while
+//! Version changes (of a tenant, an organization or a user) raise this process's minimum
+//! versions; a change of the global permission catalogue starts a new epoch in Redis (one that
+//! cannot be started is as good as lost). Notifications sent while
 //! the listener is disconnected are lost: the cache stops being used, and once the listener is
 //! connected again (LISTEN first) it starts a new epoch before the cache is used again.
 
@@ -15,10 +16,13 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 use uuid::Uuid;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, DepKind};
 use crate::metrics::Metrics;
 
 pub const CHANNEL: &str = "roster_changes";
+
+/// The listener's session's `application_name`.
+pub const APPLICATION_NAME: &str = "roster change listener";
 
 /// How often the listener checks that its connection still answers, and how long it waits.
 const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -28,18 +32,20 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     Organization {
+        tenant_id: Uuid,
         organization_id: Uuid,
         version: i64,
     },
     User {
+        tenant_id: Uuid,
         user_id: Uuid,
         version: i64,
     },
-    /// Everything of a tenant is stale.
     Tenant {
         tenant_id: Uuid,
+        version: i64,
     },
-    /// Every permission is stale.
+    /// The global permission catalogue changed: everything is stale.
     All,
 }
 
@@ -69,7 +75,13 @@ async fn listen_once(
     cache: &Cache,
     metrics: &Metrics,
 ) -> (bool, Result<(), String>) {
-    let (client, mut connection) = match tokio_postgres::connect(database_url, NoTls).await {
+    let mut config: tokio_postgres::Config = match database_url.parse() {
+        Ok(config) => config,
+        Err(error) => return (false, Err(format!("invalid database url: {error}"))),
+    };
+    // So that a DBA (and the tests) can tell this session in pg_stat_activity.
+    config.application_name(APPLICATION_NAME);
+    let (client, mut connection) = match config.connect(NoTls).await {
         Ok(connected) => connected,
         Err(error) => return (false, Err(format!("cannot connect: {error}"))),
     };
@@ -147,12 +159,20 @@ async fn apply(cache: &Cache, payload: &str) -> Result<(), String> {
     };
     match change {
         Change::Organization {
+            tenant_id,
             organization_id,
             version,
-        } => cache.raise_minimum('o', organization_id, version),
-        Change::User { user_id, version } => cache.raise_minimum('u', user_id, version),
+        } => cache.raise_minimum(DepKind::Organization, tenant_id, organization_id, version),
+        Change::User {
+            tenant_id,
+            user_id,
+            version,
+        } => cache.raise_minimum(DepKind::User, tenant_id, user_id, version),
+        Change::Tenant { tenant_id, version } => {
+            cache.raise_minimum(DepKind::Tenant, tenant_id, tenant_id, version)
+        }
         // Every entry of every instance may be stale: only a new epoch in Redis says so to all.
-        Change::Tenant { .. } | Change::All => cache
+        Change::All => cache
             .start_epoch()
             .await
             .map_err(|e| format!("cannot apply notification {payload}: {e}"))?,
@@ -174,6 +194,7 @@ mod tests {
         assert_eq!(
             parsed,
             Change::Organization {
+                tenant_id: org,
                 organization_id: org,
                 version: i64::MAX
             }
@@ -185,8 +206,20 @@ mod tests {
         assert_eq!(
             parsed,
             Change::User {
+                tenant_id: org,
                 user_id: org,
                 version: 3
+            }
+        );
+        let parsed: Change = serde_json::from_str(&format!(
+            r#"{{"kind": "tenant", "tenant_id": "{org}", "version": 4}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            parsed,
+            Change::Tenant {
+                tenant_id: org,
+                version: 4
             }
         );
         assert_eq!(

@@ -113,6 +113,16 @@ async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
+/// `(version, name, refinery's checksum)` of every migration compiled into this binary, oldest
+/// first.
+pub fn checksums() -> Vec<(i64, String, u64)> {
+    migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| (m.version().into(), m.name().to_owned(), m.checksum()))
+        .collect()
+}
+
 /// Identifies the migrations compiled into this binary (refinery's checksum of each, in order),
 /// e.g. to name a template database that must match them exactly.
 pub fn fingerprint() -> u64 {

@@ -1,62 +1,62 @@
-//! The reads that the cache serves: each asks Redis once for the caller's access (or identity)
-//! and the response, and when either is missing makes one database round trip that returns
-//! both, then stores them. Without a cache the same single round trip answers.
+//! The reads that the cache serves: each asks the cache once for the caller's access (or
+//! identity) and the response, and when either is missing makes one database round trip that
+//! returns both, then stores them. Without a cache the same single round trip answers.
 //!
-//! Decisions taken from a cached entry follow the database's order of checks (live actor, then
-//! visibility, then permission) and use the permission set the database computed: no rule is
-//! decided here that the database did not.
+//! Keys name the caller's tenant, which this process learns from the database's first answer
+//! for that user. Decisions taken from a cached entry are the database's (`Access::require`
+//! reports what `roster.member_access` said). Only what the data bounds goes to Redis:
+//! refusals for ids that exist nowhere stay in this process (`Place::Local`), and only the
+//! first pages of lists are cached.
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cache::{keys, Cache, Deps, Lookup};
-use crate::db::authz::{self, Access, Identity};
+use crate::cache::{keys, Cache, Deps, Fill, Lookup, Place, NO_TENANT};
+use crate::db::authz::{self, Access, Catalogue, Identity};
 use crate::db::{self, members, organizations};
 use crate::domain::{Page, Paginated};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-impl Identity {
-    /// RNACT's answer, from a cached or fresh identity.
-    pub fn require_live(&self) -> Result<(), ApiError> {
-        match self.user_live {
-            true => Ok(()),
-            false => Err(ApiError::Unauthenticated(
-                "the token's user does not exist or has been deleted".into(),
-            )),
-        }
-    }
+/// Pages of a list that are cached: the first few, aligned on their size. Later ones, and
+/// odd offsets, always read the database (so that a client cannot fill the cache with every
+/// limit × offset).
+const CACHED_PAGES: i32 = 5;
 
-    fn deps(&self, user: Uuid) -> Deps {
-        Deps::new().user(user, self.user_version)
+fn cached_page(page: Page) -> bool {
+    page.offset % page.limit == 0 && page.offset / page.limit < CACHED_PAGES
+}
+
+/// Where and under which dependencies an identity is stored: in Redis for a user that exists,
+/// in this process (under `NO_TENANT`) for an id that does not.
+fn identity_fill(identity: &Identity, user: Uuid) -> (Uuid, Deps, Place) {
+    match identity.tenant_id {
+        Some(tenant) => (
+            tenant,
+            Deps::new(tenant, identity.tenant_version).user(user, identity.user_version),
+            Place::Shared,
+        ),
+        None => (
+            NO_TENANT,
+            Deps::new(NO_TENANT, 0).user(user, 0),
+            Place::Local,
+        ),
     }
 }
 
-impl Access {
-    /// The answer of `roster._require_permission` for this access: 401, then 404 (the caller
-    /// must not learn that an organization it may not see exists), then 403.
-    pub fn require(&self, org: Uuid, permission: &str) -> Result<(), ApiError> {
-        self.identity.require_live()?;
-        if self.permissions.is_empty() {
-            return Err(ApiError::organization_not_found(org));
-        }
-        if !self.allows(permission) {
-            let role = self.role.map_or("(none)", |r| r.as_str());
-            return Err(ApiError::forbidden(format!(
-                "role {role} lacks permission {permission} in organization {org}"
-            )));
-        }
-        Ok(())
-    }
-
-    pub fn allows(&self, permission: &str) -> bool {
-        self.permissions.iter().any(|p| p == permission)
-    }
-
-    fn deps(&self, user: Uuid, org: Uuid) -> Deps {
-        Deps::new()
-            .user(user, self.identity.user_version)
-            .organization(org, self.org_version)
+/// The same for an access: a refusal for an organization the user's tenant does not have
+/// stays in this process.
+fn access_fill(access: &Access, user: Uuid, org: Uuid) -> Fill {
+    let (tenant, deps, place) = identity_fill(&access.identity, user);
+    let place = match access.org_version {
+        0 => Place::Local,
+        _ => place,
+    };
+    Fill {
+        key: keys::access(tenant, org, user),
+        deps: deps.organization(org, access.org_version),
+        payload: Vec::new(),
+        place,
     }
 }
 
@@ -67,8 +67,10 @@ pub async fn organization(state: &AppState, caller: Uuid, org: Uuid) -> Result<V
         caller,
         org,
         "organization:read",
-        keys::organization(org),
-        |client| async move { organizations::get_organization_with_access(&client, caller, org).await },
+        |tenant| Some(keys::organization(tenant, org)),
+        |client| async move {
+            organizations::get_organization_with_access(&client, caller, org).await
+        },
     )
     .await
 }
@@ -80,13 +82,12 @@ pub async fn members(
     org: Uuid,
     page: Page,
 ) -> Result<Vec<u8>, ApiError> {
-    let key = keys::members(org, page.limit, page.offset);
     org_scoped_read(
         state,
         caller,
         org,
         "members:read",
-        key,
+        |tenant| cached_page(page).then(|| keys::members(tenant, org, page.limit, page.offset)),
         |client| async move {
             let (access, rows) =
                 members::list_members_with_access(&client, caller, org, page).await?;
@@ -96,56 +97,122 @@ pub async fn members(
     .await
 }
 
-/// `GET /organizations`: the caller's organizations as JSON. The cached page depends on the
+/// `GET /organizations`: the caller's organizations as JSON. A cached page depends on the
 /// caller (its memberships) and on every organization listed (names, member counts).
 pub async fn user_organizations(
     state: &AppState,
     caller: Uuid,
     page: Page,
 ) -> Result<Vec<u8>, ApiError> {
-    let identity_key = keys::identity(caller);
-    let body_key = keys::user_organizations(caller, page.limit, page.offset);
-    let lookup = lookup(
-        state.cache.as_deref(),
-        &[identity_key.clone(), body_key.clone()],
-    )
-    .await;
+    let cache = state.cache.as_deref();
+    let tenant = cache.and_then(|cache| cache.tenant_of(caller));
+    let body_key = |tenant| {
+        cached_page(page).then(|| keys::user_organizations(tenant, caller, page.limit, page.offset))
+    };
+    let known = tenant.unwrap_or(NO_TENANT);
+    let mut wanted = vec![keys::identity(known, caller)];
+    wanted.extend(body_key(known));
+    let lookup = lookup(cache, tenant, &wanted).await;
     if let Some(identity) = decode::<Identity>(&lookup.values[0]) {
         identity.require_live()?;
-    }
-    if let Some(body) = &lookup.values[1] {
-        return Ok(body.clone());
+        if let Some(Some(body)) = lookup.values.get(1) {
+            return Ok(body.clone());
+        }
     }
     let client = state.db.client().await?;
     let (identity, rows) =
         organizations::list_organizations_with_identity(&client, caller, page).await?;
     drop(client);
-    let mut entries = vec![(identity_key, identity.deps(caller), encode(&identity)?)];
+    let (tenant, deps, place) = identity_fill(&identity, caller);
+    learn_tenant(cache, caller, identity.tenant_id);
+    let mut fills = vec![Fill {
+        key: keys::identity(tenant, caller),
+        deps: deps.clone(),
+        payload: encode(&identity)?,
+        place,
+    }];
     let result = identity.require_live().and_then(|()| {
-        let deps = rows
-            .iter()
-            .fold(identity.deps(caller), |deps, (row, version)| {
-                deps.organization(row.organization.id, *version)
-            });
+        let body_deps = rows.iter().fold(deps, |deps, (row, version)| {
+            deps.organization(row.organization.id, *version)
+        });
         let rows = rows.into_iter().map(|(row, _)| row).collect();
         let body = encode(&Paginated::from_rows(rows, page))?;
-        entries.push((body_key, deps, body.clone()));
+        if let Some(key) = body_key(tenant) {
+            fills.push(Fill {
+                key,
+                deps: body_deps,
+                payload: body.clone(),
+                place: Place::Shared,
+            });
+        }
         Ok(body)
     });
-    store(state.cache.as_deref(), &lookup, entries).await;
+    store(cache, &lookup, fills).await;
     result
 }
 
-/// The caller's access to each organization, in order, for `/me` and `/authz/check`: from the
-/// cache, with one database round trip for all the misses.
+/// The caller's access to each organization, in order, for `/me`: from the cache, with one
+/// database round trip for all the misses.
 pub async fn access(
     state: &AppState,
     caller: Uuid,
     orgs: &[Uuid],
 ) -> Result<Vec<Access>, ApiError> {
-    let keys: Vec<String> = orgs.iter().map(|org| keys::access(*org, caller)).collect();
-    let lookup = lookup(state.cache.as_deref(), &keys).await;
-    let mut answers: Vec<Option<Access>> = lookup.values.iter().map(decode).collect();
+    Ok(accesses(state, caller, orgs).await?.0)
+}
+
+/// `POST /authz/check`: whether the caller holds each (organization, permission), in order.
+/// A refusal of a name that is in no catalogue of the caller's tenant is an error
+/// (`unknown_permission`, naming `checks[i].permission`), as in `roster.has_permission`.
+pub async fn check(
+    state: &AppState,
+    caller: Uuid,
+    checks: &[(Uuid, &str)],
+) -> Result<Vec<bool>, ApiError> {
+    let orgs: Vec<Uuid> = checks.iter().map(|(org, _)| *org).collect();
+    let (access, catalogue) = accesses(state, caller, &orgs).await?;
+    let allowed: Vec<bool> = checks
+        .iter()
+        .zip(&access)
+        .map(|((_, permission), access)| access.allows(permission))
+        .collect();
+    let Some(denied) = allowed.iter().position(|allowed| !allowed) else {
+        return Ok(allowed);
+    };
+    let catalogue = match (catalogue, access[denied].identity.tenant_id) {
+        (Some(catalogue), _) => catalogue,
+        (None, Some(tenant)) => self::catalogue(state, tenant).await?,
+        (None, None) => return Err(ApiError::Internal("a live caller without a tenant".into())),
+    };
+    for (i, ((_, permission), allowed)) in checks.iter().zip(&allowed).enumerate() {
+        if !allowed && !catalogue.contains(permission) {
+            return Err(ApiError::unknown_permission(
+                &format!("checks[{i}].permission"),
+                permission,
+            ));
+        }
+    }
+    Ok(allowed)
+}
+
+/// The caller's access to each organization and its tenant's permission catalogue when this
+/// process holds it (a database read for the access fetches it too, if missing).
+async fn accesses(
+    state: &AppState,
+    caller: Uuid,
+    orgs: &[Uuid],
+) -> Result<(Vec<Access>, Option<Catalogue>), ApiError> {
+    let cache = state.cache.as_deref();
+    let tenant = cache.and_then(|cache| cache.tenant_of(caller));
+    let known = tenant.unwrap_or(NO_TENANT);
+    let mut wanted: Vec<String> = orgs
+        .iter()
+        .map(|org| keys::access(known, *org, caller))
+        .collect();
+    wanted.push(keys::catalogue(known));
+    let lookup = lookup(cache, tenant, &wanted).await;
+    let mut answers: Vec<Option<Access>> = lookup.values[..orgs.len()].iter().map(decode).collect();
+    let mut catalogue: Option<Catalogue> = lookup.values.get(orgs.len()).and_then(decode);
     let missing: Vec<Uuid> = orgs
         .iter()
         .zip(&answers)
@@ -154,15 +221,16 @@ pub async fn access(
         .collect();
     if !missing.is_empty() {
         let client = state.db.client().await?;
-        let fetched = authz::member_access(&client, caller, &missing).await?;
+        let (fetched, fetched_catalogue) =
+            authz::member_access(&client, caller, &missing, catalogue.is_none()).await?;
         drop(client);
-        let mut entries = Vec::with_capacity(fetched.len());
+        let mut fills = Vec::with_capacity(fetched.len() + 1);
         for (org, access) in fetched {
-            entries.push((
-                keys::access(org, caller),
-                access.deps(caller, org),
-                encode(&access)?,
-            ));
+            learn_tenant(cache, caller, access.identity.tenant_id);
+            fills.push(Fill {
+                payload: encode(&access)?,
+                ..access_fill(&access, caller, org)
+            });
             for (slot, _) in answers
                 .iter_mut()
                 .zip(orgs)
@@ -171,7 +239,11 @@ pub async fn access(
                 *slot = Some(access.clone());
             }
         }
-        store(state.cache.as_deref(), &lookup, entries).await;
+        if let Some((tenant, fetched)) = fetched_catalogue {
+            fills.push(catalogue_fill(tenant, &fetched)?);
+            catalogue = Some(fetched);
+        }
+        store(cache, &lookup, fills).await;
     }
     let answers: Vec<Access> = answers
         .into_iter()
@@ -182,64 +254,110 @@ pub async fn access(
     if let Some(first) = answers.first() {
         first.identity.require_live()?;
     }
-    Ok(answers)
+    Ok((answers, catalogue))
+}
+
+/// The permission names a check may use in the tenant.
+pub async fn catalogue(state: &AppState, tenant: Uuid) -> Result<Catalogue, ApiError> {
+    let cache = state.cache.as_deref();
+    let key = keys::catalogue(tenant);
+    let lookup = lookup(cache, Some(tenant), std::slice::from_ref(&key)).await;
+    if let Some(catalogue) = decode::<Catalogue>(&lookup.values[0]) {
+        return Ok(catalogue);
+    }
+    let client = state.db.client().await?;
+    let catalogue = authz::permission_catalogue(&client, tenant).await?;
+    drop(client);
+    store(cache, &lookup, vec![catalogue_fill(tenant, &catalogue)?]).await;
+    Ok(catalogue)
+}
+
+/// Catalogues stay in this process: read on every refused check, they would be the largest
+/// values a check fetches from Redis.
+fn catalogue_fill(tenant: Uuid, catalogue: &Catalogue) -> Result<Fill, ApiError> {
+    Ok(Fill {
+        key: keys::catalogue(tenant),
+        deps: Deps::new(tenant, catalogue.tenant_version),
+        payload: encode(catalogue)?,
+        place: Place::Local,
+    })
 }
 
 /// The shared shape of organization-scoped reads: access and body from the cache when both are
 /// fresh (or a refusal from the cached access alone); otherwise one statement for both.
-async fn org_scoped_read<T, F, Fut>(
+/// `body_key` names the body's entry in a tenant, None when this response is not cached.
+async fn org_scoped_read<T, K, F, Fut>(
     state: &AppState,
     caller: Uuid,
     org: Uuid,
     permission: &str,
-    body_key: String,
+    body_key: K,
     fetch: F,
 ) -> Result<Vec<u8>, ApiError>
 where
     T: Serialize,
+    K: Fn(Uuid) -> Option<String>,
     F: FnOnce(db::Client) -> Fut,
     Fut: std::future::Future<Output = Result<(Access, Option<T>), ApiError>>,
 {
-    let access_key = keys::access(org, caller);
-    let lookup = lookup(
-        state.cache.as_deref(),
-        &[access_key.clone(), body_key.clone()],
-    )
-    .await;
+    let cache = state.cache.as_deref();
+    let tenant = cache.and_then(|cache| cache.tenant_of(caller));
+    // With the tenant unknown, the keys name NO_TENANT: only refusals of strangers are there
+    // (in this process), but the lookup still counts what this read needs.
+    let known = tenant.unwrap_or(NO_TENANT);
+    let mut wanted = vec![keys::access(known, org, caller)];
+    wanted.extend(body_key(known));
+    let lookup = lookup(cache, tenant, &wanted).await;
     if let Some(access) = decode::<Access>(&lookup.values[0]) {
         access.require(org, permission)?;
-        if let Some(body) = &lookup.values[1] {
+        if let Some(Some(body)) = lookup.values.get(1) {
             return Ok(body.clone());
         }
     }
     let (access, data) = fetch(state.db.client().await?).await?;
-    let mut entries = vec![(access_key, access.deps(caller, org), encode(&access)?)];
+    learn_tenant(cache, caller, access.identity.tenant_id);
+    let mut fills = vec![Fill {
+        payload: encode(&access)?,
+        ..access_fill(&access, caller, org)
+    }];
     let result = access.require(org, permission).and_then(|()| {
         let data =
             data.ok_or_else(|| ApiError::Internal("access granted but no data returned".into()))?;
         let body = encode(&data)?;
-        // Shared by every reader: it depends on the organization alone.
-        entries.push((
-            body_key,
-            Deps::new().organization(org, access.org_version),
-            body.clone(),
-        ));
+        // Shared by every reader: it depends on the tenant and the organization alone.
+        if let Some(tenant) = access.identity.tenant_id {
+            if let Some(key) = body_key(tenant) {
+                fills.push(Fill {
+                    key,
+                    deps: Deps::new(tenant, access.identity.tenant_version)
+                        .organization(org, access.org_version),
+                    payload: body.clone(),
+                    place: Place::Shared,
+                });
+            }
+        }
         Ok(body)
     });
-    store(state.cache.as_deref(), &lookup, entries).await;
+    store(cache, &lookup, fills).await;
     result
 }
 
-async fn lookup(cache: Option<&Cache>, keys: &[String]) -> Lookup {
+async fn lookup(cache: Option<&Cache>, tenant: Option<Uuid>, keys: &[String]) -> Lookup {
     match cache {
-        Some(cache) => cache.lookup(keys).await,
+        Some(cache) => cache.lookup(tenant, keys).await,
         None => Lookup::misses(keys.len()),
     }
 }
 
-async fn store(cache: Option<&Cache>, lookup: &Lookup, entries: Vec<(String, Deps, Vec<u8>)>) {
+async fn store(cache: Option<&Cache>, lookup: &Lookup, fills: Vec<Fill>) {
     if let Some(cache) = cache {
-        cache.store(lookup, entries).await;
+        cache.store(lookup, fills).await;
+    }
+}
+
+fn learn_tenant(cache: Option<&Cache>, user: Uuid, tenant: Option<Uuid>) {
+    if let (Some(cache), Some(tenant)) = (cache, tenant) {
+        cache.learn_tenant(user, tenant);
     }
 }
 

@@ -18,6 +18,10 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     pub cache_namespace: String,
+    /// The secret that authenticates cache entries (HMAC), the same for every instance sharing
+    /// the Redis: required with a REDIS_URL, so that whoever can write to Redis cannot grant
+    /// access.
+    pub cache_key: Option<Vec<u8>>,
     /// Redis calls slower than this are abandoned: the request goes to the database.
     pub redis_timeout: Duration,
     /// Lifetime of every cache entry: a safety net, exactness comes from notifications.
@@ -76,12 +80,29 @@ impl SettingsError {
 }
 
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
-/// HS256 secrets shorter than the hash output are brute-forceable (RFC 7518 section 3.2).
+/// HS256 secrets (and the cache's HMAC key) shorter than the hash output are brute-forceable
+/// (RFC 7518 section 3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl Settings {
     pub fn from_env() -> Result<Settings, SettingsError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let redis_url = var("REDIS_URL")?.filter(|url| !url.is_empty());
+        let cache_key = match (&redis_url, var("CACHE_KEY")?) {
+            (_, Some(key)) if key.len() < MIN_SECRET_BYTES => {
+                return Err(SettingsError::new(
+                    "CACHE_KEY",
+                    format!("must be at least {MIN_SECRET_BYTES} bytes"),
+                ))
+            }
+            (Some(_), None) => {
+                return Err(SettingsError::new(
+                    "CACHE_KEY",
+                    format!("missing: with REDIS_URL, set a secret of {MIN_SECRET_BYTES} bytes or more (the same on every instance) that authenticates cache entries"),
+                ))
+            }
+            (_, key) => key.map(String::into_bytes),
+        };
         Ok(Settings {
             database_url: database_url_from_env()?,
             database_role: match var("DATABASE_ROLE")? {
@@ -90,7 +111,8 @@ impl Settings {
                 Some(role) => Some(role),
             },
             bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| DEFAULT_BIND_ADDR.to_owned()),
-            redis_url: var("REDIS_URL")?.filter(|url| !url.is_empty()),
+            redis_url,
+            cache_key,
             cache_namespace: var("CACHE_NAMESPACE")?
                 .filter(|ns| !ns.is_empty())
                 .unwrap_or_else(|| "roster".to_owned()),

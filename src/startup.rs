@@ -14,7 +14,7 @@ use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, Recycling
 use tokio_postgres::NoTls;
 
 use crate::auth::JwtVerifier;
-use crate::cache::{Cache, FillHook};
+use crate::cache::{Cache, CacheConfig, FillHook};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
@@ -74,16 +74,23 @@ impl Application {
                 (None, None)
             }
             Some(url) => {
-                let cache = Cache::new(
-                    url,
-                    &settings.cache_namespace,
-                    settings.redis_timeout,
-                    settings.cache_ttl_seconds,
-                    metrics.clone(),
-                    fill_hook,
-                )
-                .map_err(StartupError::Redis)?;
+                let key = settings.cache_key.as_deref().ok_or_else(|| {
+                    StartupError::Settings(SettingsError {
+                        name: "CACHE_KEY",
+                        problem: "missing: required with REDIS_URL".into(),
+                    })
+                })?;
+                let config = CacheConfig {
+                    redis_url: url,
+                    namespace: &settings.cache_namespace,
+                    key,
+                    timeout: settings.redis_timeout,
+                    ttl_seconds: settings.cache_ttl_seconds,
+                };
+                let cache =
+                    Cache::new(config, metrics.clone(), fill_hook).map_err(StartupError::Redis)?;
                 let cache = Arc::new(cache);
+                tokio::spawn(warn_about_eviction_policy(cache.clone()));
                 let change_listener = tokio::spawn(crate::listener::run(
                     settings.database_url.clone(),
                     cache.clone(),
@@ -172,6 +179,18 @@ impl Application {
             change_listener.abort();
         }
         result
+    }
+}
+
+/// Roster's entries all expire and any of them may be evicted; with `noeviction` a full Redis
+/// refuses every write instead (the cache then stops filling: slower, never wrong).
+async fn warn_about_eviction_policy(cache: Arc<Cache>) {
+    match cache.eviction_policy().await.as_deref() {
+        Some("noeviction") => log::warn!(
+            "Redis maxmemory-policy is noeviction: once full it refuses every cache write; set volatile-lru or allkeys-lru"
+        ),
+        Some(policy) => log::info!("Redis maxmemory-policy is {policy}"),
+        None => log::info!("cannot read Redis maxmemory-policy (CONFIG GET refused or Redis down): volatile-lru or allkeys-lru expected"),
     }
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{query, query_one, Client};
 use crate::db::authz::Access;
-use crate::domain::{MembershipStatus, Page, Role};
+use crate::domain::{MembershipStatus, Page, RoleKey};
 use crate::error::ApiError;
 
 /// A membership row, as the membership functions return it.
@@ -18,7 +18,7 @@ pub struct Membership {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub user_id: Uuid,
-    pub role: Role,
+    pub role: RoleKey,
     pub status: MembershipStatus,
     pub invited_by_user_id: Option<Uuid>,
     pub joined_at: Option<DateTime<Utc>>,
@@ -58,7 +58,7 @@ pub struct Member {
     pub user_id: Uuid,
     pub email: String,
     pub display_name: Option<String>,
-    pub role: Role,
+    pub role: RoleKey,
     pub status: MembershipStatus,
     pub invited_by: Option<Inviter>,
     pub joined_at: Option<DateTime<Utc>>,
@@ -95,7 +95,7 @@ pub async fn add_member(
     actor: Uuid,
     org: Uuid,
     user: Uuid,
-    role: Role,
+    role: &RoleKey,
     status: MembershipStatus,
 ) -> Result<Membership, ApiError> {
     let row = query_one(
@@ -126,7 +126,7 @@ pub async fn update_member(
     actor: Uuid,
     org: Uuid,
     user: Uuid,
-    role: Option<Role>,
+    role: Option<&RoleKey>,
     status: Option<MembershipStatus>,
 ) -> Result<Membership, ApiError> {
     let row = query_one(
@@ -136,7 +136,7 @@ pub async fn update_member(
             &actor,
             &org,
             &user,
-            &role.map(Role::as_str),
+            &role.map(RoleKey::as_str),
             &status.map(MembershipStatus::as_str),
         ],
     )

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{map_rows, optional_column, query, query_one, Client};
 use crate::db::authz::{Access, Identity};
-use crate::domain::{MembershipStatus, NewOrganization, Page, Role};
+use crate::domain::{MembershipStatus, NewOrganization, Page, RoleKey};
 use crate::error::ApiError;
 
 /// An organization, as the organization functions return it.
@@ -62,7 +62,7 @@ impl Organization {
 pub struct UserOrganization {
     #[serde(flatten)]
     pub organization: Organization,
-    pub role: Role,
+    pub role: RoleKey,
     pub status: MembershipStatus,
     pub joined_at: Option<DateTime<Utc>>,
 }
@@ -194,7 +194,8 @@ pub async fn list_organizations_with_identity(
     let rows = query(
         client,
         "select i.tenant_id as identity_tenant_id, i.is_tenant_admin as identity_is_tenant_admin, \
-                i.user_live as identity_user_live, i.user_version as identity_user_version, l.* \
+                i.user_live as identity_user_live, i.user_version as identity_user_version, \
+                i.tenant_version as identity_tenant_version, l.* \
            from roster.caller_identity($1) i \
            left join lateral (select * from roster.list_organizations($1, $2, $3) \
                                where i.user_live offset 0) l on true",

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::members::{self as db, Member, Membership};
-use crate::domain::{MembershipStatus, Page, PageParams, Paginated, Role};
+use crate::domain::{MembershipStatus, Page, PageParams, Paginated, RoleKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct AddMember {
     pub user_id: Uuid,
     /// Defaults to `member`.
-    pub role: Option<Role>,
+    pub role: Option<RoleKey>,
     /// `active` (default) adds the user; `invited` invites them.
     pub status: Option<MembershipStatus>,
 }
@@ -46,7 +46,7 @@ pub struct AddMember {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMember {
-    pub role: Option<Role>,
+    pub role: Option<RoleKey>,
     /// `active` or `suspended`.
     pub status: Option<MembershipStatus>,
 }
@@ -66,11 +66,18 @@ pub async fn add_member(
     org_id: web::Path<Uuid>,
     body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
-    let role = body.role.unwrap_or(Role::Member);
+    let role = body.role.clone().unwrap_or_else(RoleKey::member);
     let status = body.status.unwrap_or(MembershipStatus::Active);
     let client = state.db.client().await?;
-    let membership =
-        db::add_member(&client, caller.user_id, *org_id, body.user_id, role, status).await?;
+    let membership = db::add_member(
+        &client,
+        caller.user_id,
+        *org_id,
+        body.user_id,
+        &role,
+        status,
+    )
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -136,7 +143,7 @@ pub async fn update_member(
         caller.user_id,
         org_id,
         user_id,
-        body.role,
+        body.role.as_ref(),
         body.status,
     )
     .await?;

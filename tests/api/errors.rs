@@ -532,7 +532,9 @@ async fn an_unknown_route_is_a_json_404() {
             .send()
             .await
             .expect("send the request");
-        let message = assert_error(response, 404, "not_found", &context).await;
+        // `no_route`, as sql/ERRORS.md catalogues it: told apart from `not_found` (an
+        // organization the caller may not see) by its code.
+        let message = assert_error(response, 404, "no_route", &context).await;
         assert_eq!(
             format!("no route for {method} {path}"),
             message,

@@ -132,6 +132,7 @@ async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
         // No cache: every request reads the database (the cache's own tests cover it).
         redis_url: None,
         cache_namespace: "roster".into(),
+        cache_key: None,
         redis_timeout: Duration::from_millis(100),
         cache_ttl_seconds: 300,
         jwt: jwt.clone(),

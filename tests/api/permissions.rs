@@ -91,7 +91,8 @@ async fn role_matrix_for_writes() {
     ];
     let matrix = [
         (Write::AddMember, [201, 201, 403, 201]),
-        (Write::ChangeRole, [200, 200, 403, 200]),
+        // Only owners change roles (and tenant admins, who hold the owner's permissions).
+        (Write::ChangeRole, [200, 403, 403, 200]),
         (Write::Suspend, [200, 200, 403, 200]),
         (Write::Remove, [204, 204, 403, 204]),
         (Write::UpdateOrganization, [200, 200, 403, 200]),
@@ -203,17 +204,24 @@ async fn callers_who_see_the_organization_but_lack_the_permission_get_403() {
             add("owner", "invited"),
             "members:manage_owners",
         ),
+        // Only owners change roles: an admin is refused before the owner role comes into it.
+        (
+            "an admin makes a member an admin",
+            &admin,
+            Call::UpdateMember(target.id, json!({"role": "admin"})),
+            "members:update_role",
+        ),
         (
             "an admin promotes a member to owner",
             &admin,
             Call::UpdateMember(target.id, json!({"role": "owner"})),
-            "members:manage_owners",
+            "members:update_role",
         ),
         (
             "an admin demotes an owner",
             &admin,
             Call::UpdateMember(otto.id, json!({"role": "member"})),
-            "members:manage_owners",
+            "members:update_role",
         ),
         (
             "an admin suspends an owner",

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use roster::cache::FillHook;
+use roster::cache::{DepKind, FillHook};
 use roster::settings::{JwtKey, JwtSettings, Settings};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +26,8 @@ use crate::common::{self, TestDatabase};
 
 /// 48 bytes: above the 32-byte minimum the app enforces for HS256.
 const JWT_SECRET: &[u8] = b"roster-cache-tests-hs256-secret-0123456789abcdef";
+/// The secret cache entries are authenticated with.
+pub const CACHE_KEY: &[u8] = b"roster-cache-tests-hmac-key-0123456789abcdef";
 const TOKEN_TTL_SECONDS: u64 = 3600;
 /// The Redis every test uses unless it brings its own (`make redis` starts it).
 pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -117,6 +119,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         bind_addr: "127.0.0.1:0".into(),
         redis_url: options.redis_url.clone(),
         cache_namespace: namespace.clone(),
+        cache_key: Some(CACHE_KEY.to_vec()),
         redis_timeout: REDIS_TIMEOUT,
         cache_ttl_seconds: 300,
         jwt: jwt.clone(),
@@ -519,11 +522,11 @@ impl TestApp {
             .expect("GET from Redis")
     }
 
-    /// The minimum version the listener has recorded for an organization (`o`) or user (`u`).
-    pub async fn minimum(&self, kind: char, id: Uuid) -> Option<i64> {
+    /// The minimum version the listener has recorded for a row of the app's tenant.
+    pub async fn minimum(&self, kind: DepKind, id: Uuid) -> Option<i64> {
         self.cache
             .as_ref()
-            .and_then(|cache| cache.minimum(kind, id))
+            .and_then(|cache| cache.minimum(kind, self.tenant, id))
     }
 
     /// Waits until the listener has applied the notifications of everything committed so far
@@ -535,8 +538,8 @@ impl TestApp {
             "the listener to raise the minimum versions",
             INVALIDATION_DEADLINE,
             || async {
-                let org_ok = self.minimum('o', org).await >= Some(org_version);
-                let user_ok = self.minimum('u', user).await >= Some(user_version);
+                let org_ok = self.minimum(DepKind::Organization, org).await >= Some(org_version);
+                let user_ok = self.minimum(DepKind::User, user).await >= Some(user_version);
                 (org_ok && user_ok).then_some(())
             },
         )

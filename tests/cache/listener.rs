@@ -30,7 +30,7 @@ async fn a_change_missed_while_the_listener_reconnects_is_never_served_stale() {
         .query_one(
             "select count(*) filter (where pg_terminate_backend(pid, 5000)) as terminated \
                from pg_stat_activity \
-              where datname = current_database() and query = 'listen roster_changes' \
+              where datname = current_database() and application_name = 'roster change listener' \
                 and pid <> pg_backend_pid()",
             &[],
         )

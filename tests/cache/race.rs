@@ -41,17 +41,16 @@ impl Read {
     }
 
     /// The cache keys the held read writes.
-    fn keys(self, user: Uuid, org: Uuid) -> Vec<String> {
+    fn keys(self, tenant: Uuid, user: Uuid, org: Uuid) -> Vec<String> {
+        let access = format!("access:{tenant}:{org}:{user}");
         match self {
-            Read::Organization => vec![format!("access:{org}:{user}"), format!("org:{org}")],
-            Read::Members => vec![
-                format!("access:{org}:{user}"),
-                format!("members:{org}:20:0"),
+            Read::Organization => vec![access, format!("org:{tenant}:{org}")],
+            Read::Members => vec![access, format!("members:{tenant}:{org}:20:0")],
+            Read::Me | Read::Check => vec![access],
+            Read::OrganizationList => vec![
+                format!("identity:{tenant}:{user}"),
+                format!("user-orgs:{tenant}:{user}:50:0"),
             ],
-            Read::Me | Read::Check => vec![format!("access:{org}:{user}")],
-            Read::OrganizationList => {
-                vec![format!("identity:{user}"), format!("user-orgs:{user}:50:0")]
-            }
         }
     }
 }
@@ -160,7 +159,7 @@ async fn a_read_that_fetched_the_old_state_cannot_cache_it_after_the_invalidatio
             shows(read, change, &held, false, &original),
             "{what}: the held read answers the state it read: {held:?}"
         );
-        for key in read.keys(member.id, org) {
+        for key in read.keys(app.tenant, member.id, org) {
             assert!(
                 app.redis_get(&key).await.is_some(),
                 "{what}: the held read should have written {key} after the invalidation"

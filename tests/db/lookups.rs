@@ -19,13 +19,13 @@ const OWNER: &[&str] = &[
     "organization:read",
     "organization:update",
 ];
+/// Only owners change roles: admins lack members:update_role.
 const ADMIN: &[&str] = &[
     "audit:read",
     "members:invite",
     "members:read",
     "members:remove",
     "members:suspend",
-    "members:update_role",
     "organization:read",
     "organization:update",
 ];

@@ -5,6 +5,7 @@ mod concurrency;
 mod invariants;
 mod lifecycle;
 mod lookups;
+mod migrations;
 mod notifications;
 mod permissions;
 mod security;

@@ -119,7 +119,8 @@ async fn tenant_permission_and_purge_announcements() {
         (
             "editing a tenant",
             format!("update roster.tenants set name = 'Acme Inc' where id = '{}'", w.tenant),
-            json!({"kind": "tenant", "tenant_id": w.tenant}),
+            // The tenant's new authz_version: 1 at creation, 2 after this edit.
+            json!({"kind": "tenant", "tenant_id": w.tenant, "version": 2}),
         ),
         (
             "changing a role's permissions",

@@ -162,7 +162,8 @@ async fn update_member_by_actor() {
     let matrix = [
         //                    to admin   suspend    reactivate invitation to owner   demote     suspend owner
         (Actor::Owner,       [OK,        OK,        OK,        OK,        OK,        OK,        OK]),
-        (Actor::Admin,       [OK,        OK,        OK,        OK,        DENIED,    DENIED,    DENIED]),
+        // Only owners change roles: an admin suspends and reactivates, nothing more.
+        (Actor::Admin,       [DENIED,    OK,        OK,        DENIED,    DENIED,    DENIED,    DENIED]),
         (Actor::Member,      [DENIED,    DENIED,    DENIED,    DENIED,    DENIED,    DENIED,    DENIED]),
         (Actor::Invited,     [NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND]),
         (Actor::Suspended,   [NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND]),

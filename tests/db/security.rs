@@ -26,6 +26,7 @@ const APP_FUNCTIONS: &[&str] = &[
     "list_user_organizations",
     "member_access",
     "member_role",
+    "permission_catalogue",
     "remove_member",
     "update_member",
     "update_organization",
@@ -349,8 +350,8 @@ async fn an_actor_id_shared_by_two_tenants_fails_closed() {
     .await;
     assert_eq!(
         got.map(drop),
-        Err("P0003".into()),
-        "too_many_rows from roster._actor"
+        Err("RAMBG".into()),
+        "RAMBG (an id in two tenants) from roster._access"
     );
 }
 
