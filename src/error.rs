@@ -283,3 +283,119 @@ pub fn cause_chain(error: &(dyn StdError + 'static)) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CATALOGUE: &str = include_str!("../sql/ERRORS.md");
+
+    /// The cells of the table rows under the heading `## {section}` (header and rule skipped),
+    /// with backticks removed.
+    fn rows(section: &str) -> Vec<Vec<String>> {
+        let start = CATALOGUE
+            .find(&format!("## {section}\n"))
+            .unwrap_or_else(|| panic!("sql/ERRORS.md has no section {section:?}"));
+        let body = &CATALOGUE[start..];
+        let end = body[3..].find("\n## ").map_or(body.len(), |i| i + 3);
+        body[..end]
+            .lines()
+            .filter(|line| line.starts_with('|'))
+            .skip(2)
+            .map(|line| {
+                line.trim_matches('|')
+                    .split('|')
+                    .map(|cell| cell.trim().replace('`', ""))
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn sqlstate_rows() -> Vec<(String, String, u16)> {
+        let mut rows: Vec<_> = ["Roster's own codes", "PostgreSQL codes the functions let through"]
+            .into_iter()
+            .flat_map(rows)
+            .map(|cells| (cells[0].clone(), cells[1].clone(), cells[2].parse().unwrap()))
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn the_sqlstate_mapping_is_the_catalogue() {
+        let mut mapped: Vec<(String, String, u16)> = SQLSTATES
+            .iter()
+            .map(|(s, c, h)| (s.to_string(), c.to_string(), *h))
+            .collect();
+        mapped.sort();
+        assert_eq!(
+            sqlstate_rows(),
+            mapped,
+            "sql/ERRORS.md and error::SQLSTATES must list the same SQLSTATEs with the same code and status"
+        );
+    }
+
+    /// One of each error the API can send, with the code and status it sends.
+    fn sent() -> Vec<(&'static str, u16)> {
+        let samples = [
+            ApiError::BadRequest("x".into()),
+            ApiError::NoCredentials,
+            ApiError::Unauthenticated("x".into()),
+            ApiError::MethodNotAllowed("x".into()),
+            ApiError::PayloadTooLarge("x".into()),
+            ApiError::Invalid("x".into()),
+            ApiError::Unavailable("x".into()),
+            ApiError::Internal("x".into()),
+            ApiError::organization_not_found(uuid::Uuid::nil()),
+            ApiError::permission_denied("member", "members:invite", "acme"),
+            ApiError::unknown_permission("checks[0].permission", "x:y"),
+            ApiError::no_route("GET", "/x"),
+        ];
+        samples
+            .iter()
+            .map(|e| (e.code(), e.status_code().as_u16()))
+            .collect()
+    }
+
+    #[test]
+    fn every_code_the_api_adds_is_catalogued_and_only_those() {
+        let mut documented: Vec<(String, u16)> = rows("Codes the HTTP API adds")
+            .into_iter()
+            .map(|cells| (cells[0].clone(), cells[1].parse().unwrap()))
+            .collect();
+        documented.sort();
+        documented.dedup();
+        let mut added: Vec<(String, u16)> = sent()
+            .into_iter()
+            .map(|(code, status)| (code.to_owned(), status))
+            .collect();
+        added.sort();
+        added.dedup();
+        assert_eq!(
+            documented, added,
+            "the codes the API sends of its own are the rows of 'Codes the HTTP API adds'"
+        );
+    }
+
+    #[test]
+    fn every_conflict_code_is_catalogued() {
+        let unique = rows("PostgreSQL codes the functions let through")
+            .into_iter()
+            .find(|cells| cells[0] == "23505")
+            .expect("a 23505 row");
+        for constraint in [
+            "uq_organizations_tenant_slug",
+            "uq_tenants_slug",
+            "uq_organizations_tenant_name",
+            "uq_users_tenant_email",
+            "uq_organization_memberships_tenant_org_user",
+            "any other",
+        ] {
+            let code = conflict_code(constraint);
+            assert!(
+                unique[3].contains(code),
+                "the 23505 row names {code} (for {constraint})"
+            );
+        }
+    }
+}

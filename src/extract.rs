@@ -68,6 +68,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
 /// 400 for JSON that cannot be read, 422 for JSON of the wrong shape, naming where.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    refuse_nul(bytes)?;
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -84,6 +85,49 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// PostgreSQL text cannot hold U+0000 (nor can jsonb): a string or key with one, anywhere in the
+/// body, is refused here with 422 naming where, instead of reaching the database. Only bodies
+/// that contain the escape at all are parsed a second time.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    const ESCAPE: &[u8] = b"\\u0000";
+    if !bytes.windows(ESCAPE.len()).any(|w| w == ESCAPE) {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(()); // unreadable: the typed parse says why
+    };
+    match nul_path(&value, String::new()) {
+        Some(path) => Err(ApiError::Invalid(format!(
+            "{}: must not contain the NUL character (\\u0000)",
+            if path.is_empty() { "." } else { &path }
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Where the first string or key holding U+0000 is, as serde_path_to_error writes paths.
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let at = match path.is_empty() {
+                true => key.replace('\0', "\\u0000"),
+                false => format!("{path}.{}", key.replace('\0', "\\u0000")),
+            };
+            match key.contains('\0') {
+                true => Some(at),
+                false => nul_path(item, at),
+            }
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +138,29 @@ mod tests {
     struct Body {
         #[allow(dead_code)]
         user_id: uuid::Uuid,
+    }
+
+    #[test]
+    fn nul_characters_are_refused_naming_where() {
+        let cases = [
+            (r#"{"name": "a\u0000b"}"#, "name"),
+            (r#"{"billing_address": {"city": "x\u0000"}}"#, "billing_address.city"),
+            (r#"{"metadata": {"tags": ["ok", "\u0000"]}}"#, "metadata.tags[1]"),
+            (r#"{"metadata": {"k\u0000": 1}}"#, "metadata.k\\u0000"),
+            (r#""\u0000""#, "."),
+        ];
+        for (body, path) in cases {
+            match refuse_nul(body.as_bytes()) {
+                Err(ApiError::Invalid(message)) => assert!(
+                    message.starts_with(&format!("{path}: ")),
+                    "{body}: {message} should name {path}"
+                ),
+                other => panic!("{body} should be refused with 422, got {other:?}"),
+            }
+        }
+        for body in [r#"{"name": "plain"}"#, r#"{"name": "escaped \\u0000 backslash"}"#] {
+            assert!(refuse_nul(body.as_bytes()).is_ok(), "{body} has no NUL");
+        }
     }
 
     #[test]

@@ -634,3 +634,112 @@ async fn an_unreachable_database_is_503() {
     )
     .await;
 }
+
+/// Values PostgreSQL cannot store (U+0000 in text or jsonb, numbers beyond numeric's range,
+/// nesting deeper than the parser allows) are the client's mistake: 4xx naming where, never a
+/// 500. Each kind, at each body that carries strings.
+#[tokio::test]
+async fn values_the_database_cannot_store_are_4xx_never_500() {
+    let app = spawn_app().await;
+    let owner = app.user("olivia").await;
+    let nina = app.user("nina").await;
+    let org = app.new_org(&owner, "acme").await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    // (description, method, path, raw body, status, a fragment the message must contain)
+    let cases: Vec<(&str, Method, String, String, u16, &str)> = vec![
+        (
+            "a NUL in a name",
+            Method::POST,
+            "/organizations".into(),
+            json!({"name": "a\u{0}b", "slug": "beta"}).to_string(),
+            422,
+            "name: must not contain the NUL character",
+        ),
+        (
+            "a NUL in a billing address value",
+            Method::POST,
+            "/organizations".into(),
+            json!({"name": "Beta", "slug": "beta", "billing_address": {"city": "x\u{0}"}})
+                .to_string(),
+            422,
+            "billing_address.city",
+        ),
+        (
+            "a NUL in a metadata key",
+            Method::POST,
+            "/organizations".into(),
+            json!({"name": "Beta", "slug": "beta", "metadata": {"k\u{0}": 1}}).to_string(),
+            422,
+            "metadata.k\\u0000",
+        ),
+        (
+            "a NUL deep inside PATCHed metadata",
+            Method::PATCH,
+            format!("/organizations/{org}"),
+            json!({"metadata": {"tags": ["ok", ["\u{0}"]]}}).to_string(),
+            422,
+            "metadata.tags[1][0]",
+        ),
+        (
+            "a NUL in a role",
+            Method::POST,
+            format!("/organizations/{org}/members"),
+            json!({"user_id": nina.id, "role": "ad\u{0}min"}).to_string(),
+            422,
+            "role",
+        ),
+        (
+            "a NUL in a checked permission",
+            Method::POST,
+            "/authz/check".into(),
+            json!({"checks": [{"organization_id": org, "permission": "members:read\u{0}"}]})
+                .to_string(),
+            422,
+            "checks[0].permission",
+        ),
+        (
+            "a number beyond numeric's range in metadata",
+            Method::PATCH,
+            format!("/organizations/{org}"),
+            r#"{"metadata": {"big": 1e1000000}}"#.into(),
+            0, // 400 or 422: refused either way
+            "",
+        ),
+        (
+            "metadata nested 200 deep",
+            Method::PATCH,
+            format!("/organizations/{org}"),
+            format!(r#"{{"metadata": {{"deep": {deep}}}}}"#),
+            400,
+            "",
+        ),
+    ];
+    for (description, method, path, body, status, fragment) in cases {
+        let response = app
+            .request(method, &path)
+            .bearer_auth(&owner.token)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send the request");
+        let reply = Reply::read(response).await;
+        let context = format!("{description} should be refused with a 4xx");
+        match status {
+            0 => assert!(
+                [400, 422].contains(&reply.status),
+                "{context}: {} {}",
+                reply.status,
+                reply.text
+            ),
+            status => {
+                let (_, message) = check_error(&reply, status)
+                    .unwrap_or_else(|problem| panic!("{context}: {problem}"));
+                assert!(
+                    message.contains(fragment),
+                    "{context}: the message should name {fragment:?}: {message}"
+                );
+            }
+        }
+    }
+}

@@ -601,3 +601,53 @@ async fn pages_must_be_within_bounds() {
     let whole: Vec<Uuid> = all.iter().map(|row| row.get("user_id")).collect();
     assert_eq!(paged, whole);
 }
+
+/// What PostgreSQL itself refuses before a function runs (U+0000 in text or jsonb, a number
+/// beyond numeric's range) carries PostgreSQL's SQLSTATE, which the error catalogue lists and
+/// the API maps to 422 `invalid_input`, like every value a caller can get wrong.
+#[tokio::test]
+async fn values_the_database_cannot_store_raise_catalogued_codes() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+    let nul_text = "a\u{0}b".to_owned();
+    let nul_json = serde_json::json!({"description": "x\u{0}"});
+    let cases: [(&str, &str, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>, &str); 4] = [
+        (
+            "a NUL in a text argument",
+            "select * from roster.create_organization($1, $2, 'beta')",
+            vec![&w.owner, &nul_text],
+            "22021",
+        ),
+        (
+            "a NUL in a jsonb argument",
+            "select * from roster.update_organization($1, $2, $3)",
+            vec![&w.owner, &w.org, &nul_json],
+            "22P05",
+        ),
+        (
+            "a \\u0000 escape in a jsonb literal (psql)",
+            r#"select * from roster.update_organization($1, $2, '{"name": "a\u0000"}')"#,
+            vec![&w.owner, &w.org],
+            "22P05",
+        ),
+        (
+            "a number beyond numeric's range",
+            r#"select * from roster.update_organization($1, $2, '{"metadata": {"n": 1e1000000}}')"#,
+            vec![&w.owner, &w.org],
+            "22003",
+        ),
+    ];
+    for (description, sql, params, expected) in cases {
+        let got = attempt(&client, sql, &params).await.map(drop);
+        assert_eq!(got, Err(expected.to_owned()), "{description}");
+        let mapped = roster::error::SQLSTATES
+            .iter()
+            .find(|(sqlstate, _, _)| *sqlstate == expected);
+        assert_eq!(
+            mapped.map(|(_, code, status)| (*code, *status)),
+            Some(("invalid_input", 422)),
+            "{description}: {expected} is mapped to 422 invalid_input"
+        );
+    }
+}
