@@ -312,11 +312,20 @@ mod tests {
     }
 
     fn sqlstate_rows() -> Vec<(String, String, u16)> {
-        let mut rows: Vec<_> = ["Roster's own codes", "PostgreSQL codes the functions let through"]
-            .into_iter()
-            .flat_map(rows)
-            .map(|cells| (cells[0].clone(), cells[1].clone(), cells[2].parse().unwrap()))
-            .collect();
+        let mut rows: Vec<_> = [
+            "Roster's own codes",
+            "PostgreSQL codes the functions let through",
+        ]
+        .into_iter()
+        .flat_map(rows)
+        .map(|cells| {
+            (
+                cells[0].clone(),
+                cells[1].clone(),
+                cells[2].parse().unwrap(),
+            )
+        })
+        .collect();
         rows.sort();
         rows
     }

@@ -144,8 +144,14 @@ mod tests {
     fn nul_characters_are_refused_naming_where() {
         let cases = [
             (r#"{"name": "a\u0000b"}"#, "name"),
-            (r#"{"billing_address": {"city": "x\u0000"}}"#, "billing_address.city"),
-            (r#"{"metadata": {"tags": ["ok", "\u0000"]}}"#, "metadata.tags[1]"),
+            (
+                r#"{"billing_address": {"city": "x\u0000"}}"#,
+                "billing_address.city",
+            ),
+            (
+                r#"{"metadata": {"tags": ["ok", "\u0000"]}}"#,
+                "metadata.tags[1]",
+            ),
             (r#"{"metadata": {"k\u0000": 1}}"#, "metadata.k\\u0000"),
             (r#""\u0000""#, "."),
         ];
@@ -158,7 +164,10 @@ mod tests {
                 other => panic!("{body} should be refused with 422, got {other:?}"),
             }
         }
-        for body in [r#"{"name": "plain"}"#, r#"{"name": "escaped \\u0000 backslash"}"#] {
+        for body in [
+            r#"{"name": "plain"}"#,
+            r#"{"name": "escaped \\u0000 backslash"}"#,
+        ] {
             assert!(refuse_nul(body.as_bytes()).is_ok(), "{body} has no NUL");
         }
     }

@@ -12,6 +12,7 @@ mod audit;
 mod disabled;
 mod helpers;
 mod invalidation;
+mod isolation;
 mod listener;
 mod metrics;
 mod race;

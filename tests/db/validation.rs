@@ -612,7 +612,12 @@ async fn values_the_database_cannot_store_raise_catalogued_codes() {
     let w = World::build(&client).await;
     let nul_text = "a\u{0}b".to_owned();
     let nul_json = serde_json::json!({"description": "x\u{0}"});
-    let cases: [(&str, &str, Vec<&(dyn tokio_postgres::types::ToSql + Sync)>, &str); 4] = [
+    let cases: [(
+        &str,
+        &str,
+        Vec<&(dyn tokio_postgres::types::ToSql + Sync)>,
+        &str,
+    ); 4] = [
         (
             "a NUL in a text argument",
             "select * from roster.create_organization($1, $2, 'beta')",
