@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{authz, health, members, organizations};
+use crate::routes::{audit, authz, health, members, organizations};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use web::{get, resource};
@@ -30,7 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         members::update_member,
         members::remove_member,
         members::accept_invitation,
-        organizations::list_audit_events,
+        audit::list_audit_events,
+        audit::list_tenant_audit_events,
         authz::me,
         authz::check,
         health::healthz,

@@ -1,6 +1,7 @@
 //! HTTP handlers: each extracts the caller, path and body, makes one `db` (or cached `reads`)
 //! call and returns JSON. Each concern's module registers its own routes.
 
+pub mod audit;
 pub mod authz;
 pub mod docs;
 pub mod health;
@@ -15,7 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(docs::configure)
         .configure(organizations::configure)
         .configure(members::configure)
-        .configure(authz::configure);
+        .configure(authz::configure)
+        .configure(audit::configure);
 }
 
 /// A 200 response from JSON already serialized (by the cache or just now).

@@ -3,7 +3,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::audit::{self, AuditEvent};
 use crate::db::organizations::{self as db, Organization, UserOrganization};
 use crate::domain::{NewOrganization, Page, PageParams, Paginated};
 use crate::error::{ApiError, ErrorBody};
@@ -26,7 +25,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(put().to(update_organization))
             .route(delete().to(delete_organization)),
     )
-    .service(resource("/organizations/{org_id}/audit-events").route(get().to(list_audit_events)))
     .service(resource("/users/{user_id}/organizations").route(get().to(list_user_organizations)))
     .service(resource("/tenant/organizations").route(get().to(list_tenant_organizations)));
 }
@@ -149,25 +147,5 @@ pub async fn list_tenant_organizations(
     let page = Page::parse(&params)?;
     let client = state.db.client().await?;
     let rows = db::list_tenant_organizations(&client, caller.user_id, page).await?;
-    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
-}
-
-/// The organization's audit trail, newest first (owners, admins, tenant admins).
-#[utoipa::path(get, path = "/organizations/{org_id}/audit-events", tag = "organizations",
-    params(("org_id" = Uuid, Path), PageParams),
-    responses(
-        (status = 200, body = Paginated<AuditEvent>),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-    ),
-    security(("bearer" = [])))]
-pub async fn list_audit_events(
-    caller: Caller,
-    state: web::Data<AppState>,
-    org_id: web::Path<Uuid>,
-    params: web::Query<PageParams>,
-) -> Result<HttpResponse, ApiError> {
-    let page = Page::parse(&params)?;
-    let client = state.db.client().await?;
-    let rows = audit::list_audit_events(&client, caller.user_id, *org_id, page).await?;
     Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
 }

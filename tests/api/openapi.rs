@@ -32,6 +32,7 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/authz/check"),
     ("get", "/users/{user_id}/organizations"),
     ("get", "/tenant/organizations"),
+    ("get", "/tenant/audit-events"),
 ];
 
 const METHODS: &[&str] = &[

@@ -1,6 +1,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audit;
 mod concurrency;
 mod invariants;
 mod lifecycle;
