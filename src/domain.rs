@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_postgres::types::{FromSql, Type};
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 
@@ -139,11 +140,29 @@ pub struct PageParams {
     pub offset: Option<String>,
 }
 
+/// `?limit=&offset=&after=` of a list that also pages by cursor (keyset): `after` is the
+/// `next_after` of the previous page.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CursorPageParams {
+    /// Items per page, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>)]
+    pub limit: Option<String>,
+    /// Items to skip (default 0; at most 10000, and not with `after`).
+    #[param(value_type = Option<i64>)]
+    pub offset: Option<String>,
+    /// The previous page's `next_after`: continue after it, at the same cost at any depth.
+    #[param(value_type = Option<Uuid>)]
+    pub after: Option<String>,
+}
+
 /// A validated page request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     pub limit: i32,
     pub offset: i32,
+    /// The last item of the previous page, for lists paged by cursor.
+    pub after: Option<Uuid>,
 }
 
 impl Page {
@@ -151,14 +170,34 @@ impl Page {
     pub const MAX_LIMIT: i64 = 200;
 
     pub fn parse(params: &PageParams) -> Result<Page, ApiError> {
-        let limit = integer("limit", params.limit.as_deref())?.unwrap_or(Self::DEFAULT_LIMIT);
+        Page::parse_parts(params.limit.as_deref(), params.offset.as_deref())
+    }
+
+    pub fn parse_with_cursor(params: &CursorPageParams) -> Result<Page, ApiError> {
+        let page = Page::parse_parts(params.limit.as_deref(), params.offset.as_deref())?;
+        let after = params
+            .after
+            .as_deref()
+            .map(|text| {
+                text.trim().parse::<Uuid>().map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "query parameter after must be a next_after value (a uuid), got {text:?}"
+                    ))
+                })
+            })
+            .transpose()?;
+        Ok(Page { after, ..page })
+    }
+
+    fn parse_parts(limit: Option<&str>, offset: Option<&str>) -> Result<Page, ApiError> {
+        let limit = integer("limit", limit)?.unwrap_or(Self::DEFAULT_LIMIT);
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
             return Err(ApiError::Invalid(format!(
                 "limit must be between 1 and {}, got {limit}",
                 Self::MAX_LIMIT
             )));
         }
-        let offset = integer("offset", params.offset.as_deref())?.unwrap_or(0);
+        let offset = integer("offset", offset)?.unwrap_or(0);
         let offset = i32::try_from(offset)
             .ok()
             .filter(|o| *o >= 0)
@@ -171,6 +210,7 @@ impl Page {
         Ok(Page {
             limit: limit as i32,
             offset,
+            after: None,
         })
     }
 
@@ -198,6 +238,9 @@ pub struct Paginated<T> {
     pub data: Vec<T>,
     /// Whether another page follows.
     pub has_more: bool,
+    /// Lists paged by cursor: the `after` of the next page, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<Uuid>,
 }
 
 impl<T> Paginated<T> {
@@ -208,7 +251,21 @@ impl<T> Paginated<T> {
         Paginated {
             data: rows,
             has_more,
+            next_after: None,
         }
+    }
+
+    /// The same, for a list paged by cursor: `cursor` names an item.
+    pub fn from_rows_with_cursor(
+        rows: Vec<T>,
+        page: Page,
+        cursor: impl Fn(&T) -> Uuid,
+    ) -> Paginated<T> {
+        let mut paginated = Paginated::from_rows(rows, page);
+        if paginated.has_more {
+            paginated.next_after = paginated.data.last().map(cursor);
+        }
+        paginated
     }
 }
 
@@ -241,7 +298,8 @@ mod tests {
             Page::parse(&params(None, None)).unwrap(),
             Page {
                 limit: 50,
-                offset: 0
+                offset: 0,
+                after: None,
             }
         );
     }
@@ -280,6 +338,7 @@ mod tests {
         let page = Page {
             limit: 2,
             offset: 0,
+            after: None,
         };
         let full = Paginated::from_rows(vec![1, 2, 3], page);
         assert_eq!(full.data, vec![1, 2]);

@@ -24,7 +24,7 @@ use crate::state::AppState;
 const CACHED_PAGES: i32 = 5;
 
 fn cached_page(page: Page) -> bool {
-    page.offset % page.limit == 0 && page.offset / page.limit < CACHED_PAGES
+    page.after.is_none() && page.offset % page.limit == 0 && page.offset / page.limit < CACHED_PAGES
 }
 
 /// Where and under which dependencies an identity is stored: in Redis for a user that exists,
@@ -91,7 +91,8 @@ pub async fn members(
         |client| async move {
             let (access, rows) =
                 members::list_members_with_access(&client, caller, org, page).await?;
-            Ok((access, Some(Paginated::from_rows(rows, page))))
+            let page = Paginated::from_rows_with_cursor(rows, page, |m| m.membership_id);
+            Ok((access, Some(page)))
         },
     )
     .await

@@ -185,13 +185,13 @@ pub async fn list_members_with_access(
         "select ",
         access_columns!(),
         ", m.* from roster.member_access($1, $2) a \
-         left join lateral (select * from roster.list_members($1, $2, $3, $4) \
+         left join lateral (select * from roster.list_members($1, $2, $3, $4, $5) \
                              where 'members:read' = any (a.permissions) offset 0) m on true"
     );
     let rows = query(
         client,
         SQL,
-        &[&actor, &org, &page.fetch_limit(), &page.offset],
+        &[&actor, &org, &page.fetch_limit(), &page.offset, &page.after],
     )
     .await?;
     let first = rows

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::members::{self as db, Member, Membership};
-use crate::domain::{MembershipStatus, Page, PageParams, Paginated, RoleKey};
+use crate::domain::{CursorPageParams, MembershipStatus, Page, Paginated, RoleKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
@@ -91,16 +91,16 @@ pub async fn add_member(
 
 /// The organization's members (invited, active and suspended), oldest first.
 #[utoipa::path(get, path = "/organizations/{org_id}/members", tag = "members",
-    params(("org_id" = Uuid, Path), PageParams),
+    params(("org_id" = Uuid, Path), CursorPageParams),
     responses((status = 200, body = Paginated<Member>), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_members(
     caller: Caller,
     state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
-    params: web::Query<PageParams>,
+    params: web::Query<CursorPageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = Page::parse(&params)?;
+    let page = Page::parse_with_cursor(&params)?;
     let body = reads::members(&state, caller.user_id, *org_id, page).await?;
     Ok(json_bytes(body))
 }

@@ -528,9 +528,23 @@ pub fn assert_keys(value: &Value, keys: &[&str], context: &str) {
     assert_eq!(expected, actual, "{context}: keys of {value}");
 }
 
-/// A `{"data": [...], "has_more": bool}` page; returns the rows and has_more.
+/// A `{"data": [...], "has_more": bool}` page (and `next_after` when a list paged by cursor
+/// has more); returns the rows and has_more.
 pub fn page_of(body: &Value, context: &str) -> (Vec<Value>, bool) {
-    assert_keys(body, &["data", "has_more"], context);
+    match body.get("next_after") {
+        Some(after) => {
+            assert!(
+                after.is_string(),
+                "{context}: next_after is a cursor: {body}"
+            );
+            assert_eq!(
+                body["has_more"], true,
+                "{context}: next_after only with has_more: {body}"
+            );
+            assert_keys(body, &["data", "has_more", "next_after"], context);
+        }
+        None => assert_keys(body, &["data", "has_more"], context),
+    }
     let data = body["data"]
         .as_array()
         .unwrap_or_else(|| panic!("{context}: data should be an array: {body}"))

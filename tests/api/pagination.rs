@@ -145,9 +145,64 @@ async fn every_list_checks_limit_and_offset() {
                 "{context}: the message should name {fragment:?}: {message}"
             );
         }
-        for query in ["limit=1", "limit=200", "limit=200&offset=2147483647"] {
+        // Members cap offset at 10000 (they page by cursor beyond: see the next test).
+        let deepest = match list {
+            List::Members => "limit=200&offset=10000",
+            _ => "limit=200&offset=2147483647",
+        };
+        for query in ["limit=1", "limit=200", deepest] {
             let context = format!("{list:?} ?{query} should be accepted");
             assert_page(list.send(&app, &fixture, query).await, &context).await;
         }
+    }
+}
+
+/// Members also page by cursor: `next_after` of one page is the `after` of the next, and the
+/// pages are those of offset paging; offset is capped, and the two do not mix.
+#[tokio::test]
+async fn members_page_by_cursor_as_they_do_by_offset() {
+    let app = spawn_app().await;
+    let fixture = five_of_everything(&app).await;
+    let (all, _) = assert_page(List::Members.send(&app, &fixture, "").await, "all").await;
+    let all = column(&all, "membership_id");
+
+    let mut walked = Vec::new();
+    let mut query = "limit=2".to_owned();
+    loop {
+        let page = app
+            .list_members(&fixture.owner.token, fixture.org, &query)
+            .await;
+        let body: serde_json::Value = page.json().await.expect("a JSON page");
+        let data = body["data"].as_array().expect("data").clone();
+        walked.extend(column(&data, "membership_id"));
+        match body["next_after"].as_str() {
+            Some(after) => {
+                assert_eq!(body["has_more"], true, "{body}");
+                query = format!("limit=2&after={after}");
+            }
+            None => {
+                assert_eq!(body["has_more"], false, "{body}");
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        all, walked,
+        "cursor pages visit every member once, in order"
+    );
+
+    let first = &all[0];
+    let cases = [
+        ("offset=10001".to_owned(), 422, "10000"),
+        (format!("offset=1&after={first}"), 422, "not both"),
+        ("after=nope".to_owned(), 400, "after"),
+        (format!("after={}", Uuid::new_v4()), 422, "no membership"),
+    ];
+    for (query, status, fragment) in cases {
+        let response = app
+            .list_members(&fixture.owner.token, fixture.org, &query)
+            .await;
+        let (_, message) = error_body(response, status, &format!("?{query}")).await;
+        assert!(message.contains(fragment), "?{query}: {message}");
     }
 }

@@ -291,7 +291,10 @@ async fn roster_app_has_no_table_privileges() {
         "audit_events",
         "audit_secret",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} among {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} among {names:?}"
+        );
     }
     for table in &tables {
         let (name, column): (String, String) = (table.get("name"), table.get("first_column"));
