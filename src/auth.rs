@@ -4,18 +4,22 @@
 use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::settings::{JwtKey, JwtSettings, SettingsError, MIN_SECRET_BYTES};
 
 /// The only claim Roster reads itself; jsonwebtoken checks `exp`, `nbf`, `iss` and `aud`
-/// (which may be a string or an array, RFC 7519 section 4.1.3).
+/// (which may be a string or an array, RFC 7519 section 4.1.3). Kept as JSON so that a `sub`
+/// that is not a UUID is refused with a fixed text, not with serde's, which quotes it.
 #[derive(Deserialize)]
 struct Subject {
-    sub: Uuid,
+    #[serde(default)]
+    sub: Option<Value>,
 }
 
 /// The claims `roster token` writes.
@@ -80,9 +84,55 @@ impl JwtVerifier {
 
     /// The user a valid token speaks for.
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
-        jsonwebtoken::decode::<Subject>(token, &self.key, &self.validation)
-            .map(|data| data.claims.sub)
-            .map_err(|e| ApiError::Unauthenticated(format!("invalid token: {e}")))
+        self.check(token).map_err(ApiError::invalid_token)
+    }
+
+    /// Why a token is refused, as one of a few fixed texts: never the library's message, which
+    /// can quote the unverified token (`unknown variant ...` for an `alg` it does not know).
+    fn check(&self, token: &str) -> Result<Uuid, &'static str> {
+        let data = jsonwebtoken::decode::<Subject>(token, &self.key, &self.validation)
+            .map_err(|e| reason(e.kind()))?;
+        data.claims
+            .sub
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|sub| Uuid::parse_str(sub).ok())
+            .ok_or("sub is not a UUID")
+    }
+}
+
+/// jsonwebtoken's error kinds, by what a client can do about them.
+fn reason(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => "malformed token",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::MissingAlgorithm => "wrong algorithm",
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::ImmatureSignature => "token not yet valid",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::InvalidSubject => "wrong subject",
+        // The claim names come from our Validation, not from the token; matched anyway, so
+        // that only literals reach the response.
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => "missing claim exp",
+            "sub" => "missing claim sub",
+            "iss" => "missing claim iss",
+            "aud" => "missing claim aud",
+            _ => "missing claim",
+        },
+        ErrorKind::InvalidClaimFormat(claim) => match claim.as_str() {
+            "exp" => "malformed claim exp",
+            "nbf" => "malformed claim nbf",
+            _ => "malformed claim",
+        },
+        _ => "invalid token",
     }
 }
 
@@ -152,8 +202,9 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthenticated("expected Authorization: Bearer <token>".into())
+        .ok_or_else(|| ApiError::Unauthenticated {
+            reason: "expected Authorization: Bearer <token>",
+            message: "expected Authorization: Bearer <token>".into(),
         })?;
     Ok(Caller {
         user_id: verifier.verify(token)?,

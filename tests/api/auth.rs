@@ -281,3 +281,88 @@ async fn configured_issuer_and_audience_are_required_and_checked() {
         }
     }
 }
+
+/// A 401 says why in a few fixed words, never with text from the token: jsonwebtoken's errors
+/// echo the unverified header (`unknown variant ...`), and CR LF from there made
+/// `WWW-Authenticate` fail to build (a 500, text/plain, not logged).
+#[tokio::test]
+async fn a_401_never_echoes_the_token() {
+    let app = spawn_app().await;
+    let uma = app.user("uma").await;
+    let t = now();
+    let valid = json!({"sub": uma.id, "exp": t + 600, "iat": t});
+    let marker = "X-Injected";
+    let hs256 = |claims: Value| sign(Algorithm::HS256, JWT_SECRET, &claims);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "an alg holding CR LF and a header line",
+            hand_built_token(
+                &json!({"alg": "HS256\r\nX-Injected: yes", "typ": "JWT"}),
+                &valid,
+                "c2ln",
+            ),
+            "malformed token",
+        ),
+        (
+            "an unknown alg holding quotes",
+            hand_built_token(
+                &json!({"alg": "X-Injected\", error=\"none"}),
+                &valid,
+                "c2ln",
+            ),
+            "malformed token",
+        ),
+        (
+            "a header that is a string",
+            hand_built_token(&json!("X-Injected"), &valid, "c2ln"),
+            "malformed token",
+        ),
+        (
+            "a signed token whose sub holds CR LF",
+            hs256(merged(&valid, json!({"sub": "\r\nX-Injected: yes"}))),
+            "sub is not a UUID",
+        ),
+        (
+            "a signed token whose sub holds quotes and a backslash",
+            hs256(merged(&valid, json!({"sub": "\"X-Injected\\"}))),
+            "sub is not a UUID",
+        ),
+        (
+            "a signed token whose exp is text",
+            hs256(merged(&valid, json!({"exp": "X-Injected"}))),
+            "missing claim exp",
+        ),
+        (
+            "a signed token whose payload is not an object",
+            hs256(json!(["X-Injected\r\n"])),
+            "malformed token",
+        ),
+    ];
+    for (description, token, reason) in cases {
+        let context = format!("GET /organizations with {description}");
+        let reply = Reply::read(app.list_organizations(&token, "").await).await;
+        let (code, message) = error_of(&reply, 401, &context);
+        assert_eq!("unauthenticated", code, "{context}: code");
+        let challenge = reply
+            .header(WWW_AUTHENTICATE.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            format!(
+                "Bearer realm=\"roster\", error=\"invalid_token\", error_description=\"{reason}\""
+            ),
+            challenge,
+            "{context}: the challenge gives a fixed reason"
+        );
+        for (what, text) in [("challenge", &challenge), ("message", &message)] {
+            assert!(
+                !text.contains(marker) && !text.contains(['\r', '\n', '\\']),
+                "{context}: the {what} must not echo the token, got {text:?}"
+            );
+        }
+        assert!(
+            !reply.headers.contains_key(marker),
+            "{context}: no header was injected"
+        );
+    }
+}
