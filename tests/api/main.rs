@@ -13,5 +13,6 @@ mod openapi;
 mod organizations;
 mod pagination;
 mod permissions;
+mod responses;
 mod rs256;
 mod shutdown;
