@@ -363,6 +363,32 @@ mod tests {
         }
     }
 
+    /// serde_json reads numbers exactly (`arbitrary_precision`): fractions and numbers beyond 64
+    /// bits, in the header or the claims, still verify.
+    #[test]
+    fn fractional_and_big_numbers_in_a_token_verify() {
+        let secret = b"a-test-secret-of-at-least-32-bytes-0123456789";
+        let verifier = JwtVerifier::new(&JwtSettings {
+            key: JwtKey::Hs256Secret(secret.to_vec()),
+            issuer: None,
+            audience: None,
+            leeway_seconds: 5,
+            max_lifetime_seconds: 3600,
+        })
+        .expect("a verifier");
+        let user = Uuid::new_v4();
+        let now = 1_000_000;
+        let claims: Value = serde_json::from_str(&format!(
+            r#"{{"sub": "{user}", "exp": 1000060.5, "nbf": 999999.5, "iat": 1000000.25, "n": 12345678901234567890123}}"#
+        ))
+        .unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.extras.insert("x", 1.5);
+        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
+            .expect("sign");
+        assert_eq!(Ok(user), verifier.check(&token, now));
+    }
+
     #[test]
     fn typ_is_a_media_type_compared_without_case_and_application_prefix() {
         for (typ, accepted) in [

@@ -224,7 +224,9 @@ impl From<tokio_postgres::Error> for ApiError {
                 conflict_code(db.constraint().unwrap_or_default()),
                 message,
             ),
-            "23514" | "23502" | "23503" | "22P02" | "22023" | "22001" => {
+            // 22003: a number PostgreSQL's numeric cannot hold (e.g. over 16383 decimals in
+            // client JSON, which reaches jsonb exactly).
+            "23514" | "23502" | "23503" | "22P02" | "22023" | "22001" | "22003" => {
                 ApiError::rejected(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
             }
             "40001" | "40P01" => ApiError::rejected(
