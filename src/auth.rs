@@ -4,19 +4,32 @@
 use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::settings::{JwtKey, JwtSettings, SettingsError, MIN_SECRET_BYTES};
 
-/// The only claim Roster reads itself; jsonwebtoken checks `exp`, `nbf`, `iss` and `aud`
-/// (which may be a string or an array, RFC 7519 section 4.1.3).
+/// The claims Roster checks itself, kept as JSON so that each refusal is a fixed text (serde's
+/// messages quote the value). jsonwebtoken checks the signature, `iss` and `aud` (a string or an
+/// array, RFC 7519 section 4.1.3).
 #[derive(Deserialize)]
-struct Subject {
-    sub: Uuid,
+struct Checked {
+    #[serde(default)]
+    sub: Option<Value>,
+    #[serde(default)]
+    exp: Option<Value>,
+    #[serde(default)]
+    nbf: Option<Value>,
+    #[serde(default)]
+    iat: Option<Value>,
 }
+
+/// `JWT_AUDIENCE=*`: any `aud`, or none, is accepted (an explicit choice, RFC 8725 section 3.9).
+pub const ANY_AUDIENCE: &str = "*";
 
 /// The claims `roster token` writes.
 #[derive(Debug, Serialize)]
@@ -35,10 +48,11 @@ pub struct Claims {
     pub org: Option<Uuid>,
 }
 
-/// Checks tokens against the one configured key and algorithm.
+/// Checks tokens against the one configured key and algorithm, and Roster's token policy.
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
+    times: TimePolicy,
 }
 
 impl JwtVerifier {
@@ -62,27 +76,162 @@ impl JwtVerifier {
             ),
         };
         let mut validation = Validation::new(algorithm);
-        let mut required = vec!["exp", "sub"];
-        validation.validate_nbf = true;
-        validation.leeway = settings.leeway_seconds;
-        validation.validate_aud = settings.audience.is_some();
+        // exp, nbf and iat are checked by TimePolicy, with the lifetime that needs them anyway.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let mut required = vec!["sub"];
         if let Some(issuer) = &settings.issuer {
             validation.set_issuer(&[issuer]);
             required.push("iss");
         }
-        if let Some(audience) = &settings.audience {
-            validation.set_audience(&[audience]);
-            required.push("aud");
+        match settings.audience.as_deref() {
+            Some(ANY_AUDIENCE) => validation.validate_aud = false,
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            // An identity provider issues tokens for many services: without an audience, one
+            // meant for any of them would be accepted here.
+            None if algorithm == Algorithm::RS256 => {
+                return Err(SettingsError {
+                    name: "JWT_AUDIENCE",
+                    problem: format!(
+                        "required with JWT_PUBLIC_KEY: the aud the identity provider puts in tokens for Roster, or {ANY_AUDIENCE} to accept any (RFC 8725 section 3.9)"
+                    ),
+                });
+            }
+            // Validation's default: a token naming an audience is not for us (RFC 7519 4.1.3).
+            None => {}
         }
         validation.set_required_spec_claims(&required);
-        Ok(JwtVerifier { key, validation })
+        Ok(JwtVerifier {
+            key,
+            validation,
+            times: TimePolicy {
+                leeway: settings.leeway_seconds,
+                max_lifetime: settings.max_lifetime_seconds,
+            },
+        })
     }
 
     /// The user a valid token speaks for.
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
-        jsonwebtoken::decode::<Subject>(token, &self.key, &self.validation)
-            .map(|data| data.claims.sub)
-            .map_err(|e| ApiError::Unauthenticated(format!("invalid token: {e}")))
+        self.check(token, jsonwebtoken::get_current_timestamp())
+            .map_err(ApiError::invalid_token)
+    }
+
+    /// Why a token is refused, as one of a few fixed texts: never the library's message, which
+    /// can quote the unverified token (`unknown variant ...` for an `alg` it does not know).
+    fn check(&self, token: &str, now: u64) -> Result<Uuid, &'static str> {
+        let data = jsonwebtoken::decode::<Checked>(token, &self.key, &self.validation)
+            .map_err(|e| reason(e.kind()))?;
+        check_header(&data.header)?;
+        self.times.check(&data.claims, now)?;
+        data.claims
+            .sub
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|sub| Uuid::parse_str(sub).ok())
+            .ok_or("sub is not a UUID")
+    }
+}
+
+/// `crit` lists extensions the recipient must understand or refuse the token (RFC 7515
+/// section 4.1.11): Roster implements none. `typ` tells access tokens from other JWTs signed
+/// by the same key (RFC 8725 section 3.11): absent, `JWT` or `at+jwt` (RFC 9068), compared as
+/// media types are (case-insensitively, `application/` implied).
+fn check_header(header: &Header) -> Result<(), &'static str> {
+    if header.crit.is_some() {
+        return Err("unsupported critical header");
+    }
+    let Some(typ) = &header.typ else {
+        return Ok(());
+    };
+    let typ = typ.to_ascii_lowercase();
+    match typ.strip_prefix("application/").unwrap_or(&typ) {
+        "jwt" | "at+jwt" => Ok(()),
+        _ => Err("unsupported token type"),
+    }
+}
+
+/// The time claims, NumericDates (seconds, fractions allowed: RFC 7519 section 2).
+struct TimePolicy {
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    leeway: u64,
+    /// `exp` at most this long after `iat`, or after now without `iat`: a stolen token, or one
+    /// an identity provider minted for years, stays useful for a bounded time.
+    max_lifetime: u64,
+}
+
+impl TimePolicy {
+    fn check(&self, claims: &Checked, now: u64) -> Result<(), &'static str> {
+        let (now, leeway) = (now as f64, self.leeway as f64);
+        let exp = numeric_date(&claims.exp, "malformed claim exp")?.ok_or("missing claim exp")?;
+        let nbf = numeric_date(&claims.nbf, "malformed claim nbf")?;
+        let iat = numeric_date(&claims.iat, "malformed claim iat")?;
+        if exp < now - leeway {
+            return Err("token expired");
+        }
+        if nbf.is_some_and(|nbf| nbf > now + leeway) {
+            return Err("token not yet valid");
+        }
+        if iat.is_some_and(|iat| iat > now + leeway) {
+            return Err("issued in the future");
+        }
+        if exp - iat.unwrap_or(now) > self.max_lifetime as f64 {
+            return Err("lifetime over the maximum");
+        }
+        Ok(())
+    }
+}
+
+fn numeric_date(
+    value: &Option<Value>,
+    malformed: &'static str,
+) -> Result<Option<f64>, &'static str> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|s| s.is_finite())
+            .map(Some)
+            .ok_or(malformed),
+        Some(_) => Err(malformed),
+    }
+}
+
+/// jsonwebtoken's error kinds, by what a client can do about them.
+fn reason(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidToken
+        | ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_) => "malformed token",
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::MissingAlgorithm => "wrong algorithm",
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::ImmatureSignature => "token not yet valid",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::InvalidSubject => "wrong subject",
+        // The claim names come from our Validation, not from the token; matched anyway, so
+        // that only literals reach the response.
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "exp" => "missing claim exp",
+            "sub" => "missing claim sub",
+            "iss" => "missing claim iss",
+            "aud" => "missing claim aud",
+            _ => "missing claim",
+        },
+        ErrorKind::InvalidClaimFormat(claim) => match claim.as_str() {
+            "exp" => "malformed claim exp",
+            "nbf" => "malformed claim nbf",
+            _ => "malformed claim",
+        },
+        _ => "invalid token",
     }
 }
 
@@ -100,13 +249,22 @@ pub fn issue_token(
             problem: "roster token signs with JWT_SECRET (HS256); with JWT_PUBLIC_KEY, tokens come from the identity provider".into(),
         });
     };
+    if ttl_seconds > settings.max_lifetime_seconds {
+        return Err(SettingsError {
+            name: "--ttl",
+            problem: format!(
+                "{ttl_seconds} s is over JWT_MAX_LIFETIME_SECONDS ({} s): the app would refuse the token",
+                settings.max_lifetime_seconds
+            ),
+        });
+    }
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
         sub: user,
         exp: now + ttl_seconds,
         iat: Some(now),
         iss: settings.issuer.clone(),
-        aud: settings.audience.clone(),
+        aud: settings.audience.clone().filter(|aud| aud != ANY_AUDIENCE),
         org,
     };
     jsonwebtoken::encode(
@@ -152,10 +310,100 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::Unauthenticated("expected Authorization: Bearer <token>".into())
+        .ok_or_else(|| ApiError::Unauthenticated {
+            reason: "expected Authorization: Bearer <token>",
+            message: "expected Authorization: Bearer <token>".into(),
         })?;
     Ok(Caller {
         user_id: verifier.verify(token)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn time_policy_bounds_are_inclusive_and_named() {
+        let policy = TimePolicy {
+            leeway: 5,
+            max_lifetime: 3600,
+        };
+        let now = 1_000_000;
+        let cases: [(Value, Result<(), &str>); 12] = [
+            (json!({"exp": now + 60, "iat": now}), Ok(())),
+            (json!({"exp": now - 5}), Ok(())),
+            (json!({"exp": now - 6}), Err("token expired")),
+            (json!({"exp": now + 60, "nbf": now + 5}), Ok(())),
+            (
+                json!({"exp": now + 60, "nbf": now + 6}),
+                Err("token not yet valid"),
+            ),
+            (json!({"exp": now + 60, "iat": now + 5}), Ok(())),
+            (
+                json!({"exp": now + 60, "iat": now + 6}),
+                Err("issued in the future"),
+            ),
+            (json!({"exp": now + 3600, "iat": now}), Ok(())),
+            (
+                json!({"exp": now + 3601, "iat": now}),
+                Err("lifetime over the maximum"),
+            ),
+            (json!({"exp": now + 3601}), Err("lifetime over the maximum")),
+            (json!({"iat": now}), Err("missing claim exp")),
+            (
+                json!({"exp": now + 60, "nbf": "soon"}),
+                Err("malformed claim nbf"),
+            ),
+        ];
+        for (claims, expected) in cases {
+            let checked: Checked = serde_json::from_value(claims.clone()).unwrap();
+            assert_eq!(expected, policy.check(&checked, now), "claims {claims}");
+        }
+    }
+
+    /// serde_json reads numbers exactly (`arbitrary_precision`): fractions and numbers beyond 64
+    /// bits, in the header or the claims, still verify.
+    #[test]
+    fn fractional_and_big_numbers_in_a_token_verify() {
+        let secret = b"a-test-secret-of-at-least-32-bytes-0123456789";
+        let verifier = JwtVerifier::new(&JwtSettings {
+            key: JwtKey::Hs256Secret(secret.to_vec()),
+            issuer: None,
+            audience: None,
+            leeway_seconds: 5,
+            max_lifetime_seconds: 3600,
+        })
+        .expect("a verifier");
+        let user = Uuid::new_v4();
+        let now = 1_000_000;
+        let claims: Value = serde_json::from_str(&format!(
+            r#"{{"sub": "{user}", "exp": 1000060.5, "nbf": 999999.5, "iat": 1000000.25, "n": 12345678901234567890123}}"#
+        ))
+        .unwrap();
+        let mut header = Header::new(Algorithm::HS256);
+        header.extras.insert("x", 1.5);
+        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
+            .expect("sign");
+        assert_eq!(Ok(user), verifier.check(&token, now));
+    }
+
+    #[test]
+    fn typ_is_a_media_type_compared_without_case_and_application_prefix() {
+        for (typ, accepted) in [
+            (None, true),
+            (Some("JWT"), true),
+            (Some("application/jwt"), true),
+            (Some("at+jwt"), true),
+            (Some("Application/AT+JWT"), true),
+            (Some("refresh+jwt"), false),
+            (Some("JOSE"), false),
+            (Some(""), false),
+        ] {
+            let mut header = Header::new(Algorithm::HS256);
+            header.typ = typ.map(str::to_owned);
+            assert_eq!(accepted, check_header(&header).is_ok(), "typ {typ:?}");
+        }
+    }
 }

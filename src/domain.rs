@@ -121,10 +121,122 @@ pub struct NewOrganization {
     pub domain: Option<String>,
     pub billing_email: Option<String>,
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "bounded_json")]
     pub billing_address: Option<Value>,
     pub stripe_customer_id: Option<String>,
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "bounded_json")]
     pub metadata: Option<Value>,
+}
+
+/// The body of `PATCH /organizations/{id}`, passed through as JSON (the SQL function owns the
+/// partial-update semantics), its numbers checked as in [`NewOrganization`].
+#[derive(Debug, Deserialize)]
+pub struct OrganizationChanges(#[serde(deserialize_with = "bounded_json")] pub Value);
+
+/// The largest exponent a JSON number may be written with in client JSON: f64's, what was
+/// accepted before numbers were passed through exactly.
+pub const MAX_JSON_EXPONENT: i64 = 308;
+/// PostgreSQL's numeric: at most this many digits after the point, and before it.
+const NUMERIC_MAX_DECIMALS: i64 = 16_383;
+const NUMERIC_MAX_INTEGER_DIGITS: i64 = 131_072;
+
+/// Client JSON goes to jsonb with its numbers exact (serde_json's `arbitrary_precision`), and
+/// jsonb prints numbers in full: `1e131071`, 8 bytes in a request, would come back as 131072
+/// digits in every read. So a number written with an exponent beyond ±[`MAX_JSON_EXPONENT`] is
+/// refused, wherever it is in the value (a number written out in full costs what it weighs), and
+/// so is one that numeric cannot hold, naming where it is rather than failing in the database.
+fn bounded_json<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + JsonRef,
+{
+    let value = T::deserialize(deserializer)?;
+    if let Some(json) = value.json() {
+        check_numbers(json, &mut String::new()).map_err(serde::de::Error::custom)?;
+    }
+    Ok(value)
+}
+
+/// `Value` and `Option<Value>`, for [`bounded_json`].
+trait JsonRef {
+    fn json(&self) -> Option<&Value>;
+}
+
+impl JsonRef for Value {
+    fn json(&self) -> Option<&Value> {
+        Some(self)
+    }
+}
+
+impl JsonRef for Option<Value> {
+    fn json(&self) -> Option<&Value> {
+        self.as_ref()
+    }
+}
+
+fn check_numbers(value: &Value, path: &mut String) -> Result<(), String> {
+    match value {
+        Value::Number(number) => match number_problem(&number.to_string()) {
+            None => Ok(()),
+            Some(problem) if path.is_empty() => Err(problem),
+            Some(problem) => Err(format!("at {path}: {problem}")),
+        },
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let result = check_numbers(item, path);
+            path.truncate(len);
+            result
+        }),
+        Value::Object(members) => members.iter().try_for_each(|(key, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key);
+            let result = check_numbers(item, path);
+            path.truncate(len);
+            result
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Why a JSON number (its text, as serde_json read it) should not go to jsonb, if it should not.
+fn number_problem(text: &str) -> Option<String> {
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, Some(exponent)),
+        None => (text, None),
+    };
+    let exponent = match exponent.map(|text| (text, text.parse::<i64>())) {
+        None => 0,
+        Some((_, Ok(e))) if e.abs() <= MAX_JSON_EXPONENT => e,
+        Some((_, Ok(e))) => {
+            return Some(format!(
+                "number exponent {e} is beyond ±{MAX_JSON_EXPONENT}"
+            ));
+        }
+        Some((text, Err(_))) => {
+            let shown: String = text.chars().take(12).collect();
+            return Some(format!(
+                "number exponent {shown}... is beyond ±{MAX_JSON_EXPONENT}"
+            ));
+        }
+    };
+    let mantissa = mantissa.trim_start_matches('-');
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if fraction.len() as i64 - exponent > NUMERIC_MAX_DECIMALS {
+        return Some(format!(
+            "number with more than {NUMERIC_MAX_DECIMALS} decimals (PostgreSQL's numeric limit)"
+        ));
+    }
+    if integer.trim_start_matches('0').len() as i64 + exponent > NUMERIC_MAX_INTEGER_DIGITS {
+        return Some(format!(
+            "number with more than {NUMERIC_MAX_INTEGER_DIGITS} digits (PostgreSQL's numeric limit)"
+        ));
+    }
+    None
 }
 
 /// `?limit=&offset=` as sent, still text, so that [`Page::parse`] can name the parameter
@@ -345,6 +457,57 @@ mod tests {
         assert!(full.has_more);
         let last = Paginated::from_rows(vec![1, 2], page);
         assert!(!last.has_more);
+    }
+
+    #[test]
+    fn client_json_numbers_keep_their_digits_and_bounded_exponents() {
+        let body = r#"{"name": "A", "slug": "a", "metadata": {"n": 12345678901234567890123, "d": 0.1000000000000000055511151231257827, "e": 1E+308, "f": -2.5e-308}}"#;
+        let new: NewOrganization = serde_json::from_str(body).expect("within bounds");
+        let metadata = new.metadata.expect("metadata").to_string();
+        for digits in [
+            "12345678901234567890123",
+            "0.1000000000000000055511151231257827",
+        ] {
+            assert!(metadata.contains(digits), "{digits} kept in {metadata}");
+        }
+        let decimals = |n: usize| {
+            format!(
+                r#"{{"name": "A", "slug": "a", "metadata": {{"n": 0.{}1}}}}"#,
+                "0".repeat(n - 1)
+            )
+        };
+        serde_json::from_str::<NewOrganization>(&decimals(16_383)).expect("16383 decimals fit");
+        let too_many_decimals = decimals(16_384);
+        for (body, named) in [
+            (
+                r#"{"name": "A", "slug": "a", "metadata": {"n": 1e309}}"#,
+                "at n: number exponent 309 is",
+            ),
+            (
+                too_many_decimals.as_str(),
+                "at n: number with more than 16383 decimals",
+            ),
+            (
+                r#"{"name": "A", "slug": "a", "billing_address": {"l": [0, {"x": 1E-400}]}}"#,
+                "at l[1].x: number exponent -400",
+            ),
+            (
+                r#"{"name": "A", "slug": "a", "metadata": {"n": 1e99999999999999999999999}}"#,
+                "... is beyond ±308",
+            ),
+        ] {
+            let error = serde_json::from_str::<NewOrganization>(body)
+                .expect_err(body)
+                .to_string();
+            assert!(
+                error.contains(named),
+                "{body}: {error} should say {named:?}"
+            );
+        }
+        let error = serde_json::from_str::<OrganizationChanges>(r#"{"metadata": {"a": [1e400]}}"#)
+            .expect_err("a PATCH body is checked too")
+            .to_string();
+        assert!(error.contains("at metadata.a[0]: "), "{error}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 use std::error::Error as StdError;
 use std::fmt::Write as _;
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -21,9 +22,14 @@ pub enum ApiError {
     /// (RFC 6750 section 3.1).
     #[error("missing Authorization header: expected Authorization: Bearer <token>")]
     NoCredentials,
-    /// 401 Unauthorized: invalid credentials; `WWW-Authenticate` says why.
-    #[error("{0}")]
-    Unauthenticated(String),
+    /// 401 Unauthorized: invalid credentials. `WWW-Authenticate` says why with `reason`, a fixed
+    /// text (`&'static str`: never from the token, whose bytes could break the header); the
+    /// body says `message`.
+    #[error("{message}")]
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
     /// 405 Method Not Allowed: the path exists, the method does not.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -69,13 +75,30 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::NoCredentials | ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::NoCredentials | ApiError::Unauthenticated { .. } => "unauthenticated",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Invalid(_) => "invalid_input",
             ApiError::Rejected { code, .. } => code,
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A token refused for `reason`, one of the fixed texts of `auth`.
+    pub fn invalid_token(reason: &'static str) -> ApiError {
+        ApiError::Unauthenticated {
+            reason,
+            message: format!("invalid token: {reason}"),
+        }
+    }
+
+    /// RNACT's answer: a valid token for a user that does not exist (any more). The message
+    /// names the user; the challenge stays fixed.
+    pub fn inactive_user(message: String) -> ApiError {
+        ApiError::Unauthenticated {
+            reason: "unknown or deleted user",
+            message,
         }
     }
 
@@ -128,7 +151,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NoCredentials | ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NoCredentials | ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -146,14 +169,8 @@ impl ResponseError for ApiError {
             ApiError::NoCredentials => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"roster\""));
             }
-            ApiError::Unauthenticated(message) => {
-                let description = message.replace('"', "'");
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    format!(
-                        "Bearer realm=\"roster\", error=\"invalid_token\", error_description=\"{description}\""
-                    ),
-                ));
+            ApiError::Unauthenticated { reason, .. } => {
+                response.insert_header((header::WWW_AUTHENTICATE, invalid_token_challenge(reason)));
             }
             _ => {}
         }
@@ -165,6 +182,22 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+/// `Bearer ... error="invalid_token", error_description="{reason}"` (RFC 6750 section 3). A
+/// reason outside the characters `error_description` allows (a bug: the reasons are fixed texts)
+/// leaves the description out rather than turning the 401 into a 500.
+fn invalid_token_challenge(reason: &str) -> HeaderValue {
+    const BARE: &str = "Bearer realm=\"roster\", error=\"invalid_token\"";
+    let allowed = |b: u8| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E);
+    if !reason.bytes().all(allowed) {
+        log::error!("a 401 reason with characters a challenge cannot hold: {reason:?}");
+        return HeaderValue::from_static(BARE);
+    }
+    HeaderValue::from_str(&format!("{BARE}, error_description=\"{reason}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static(BARE))
+}
+
+/// SQLSTATE → HTTP, as catalogued in `sql/ERRORS.md`.
 
 /// How the API reports each SQLSTATE the functions raise or let through: `(sqlstate, code,
 /// status)`, exactly the rows of `sql/ERRORS.md` (a test compares the two). Besides these, class
@@ -228,7 +261,7 @@ impl From<tokio_postgres::Error> for ApiError {
             };
         };
         match (code, status) {
-            (_, 401) => ApiError::Unauthenticated(message.to_owned()),
+            (_, 401) => ApiError::inactive_user(message.to_owned()),
             (_, 500) => ApiError::Internal(Box::new(error)),
             ("unavailable", _) => ApiError::Unavailable(format!("database unavailable: {message}")),
             ("retry", _) => ApiError::rejected(
@@ -349,7 +382,7 @@ mod tests {
         let samples = [
             ApiError::BadRequest("x".into()),
             ApiError::NoCredentials,
-            ApiError::Unauthenticated("x".into()),
+            ApiError::invalid_token("bad signature"),
             ApiError::MethodNotAllowed("x".into()),
             ApiError::PayloadTooLarge("x".into()),
             ApiError::Invalid("x".into()),
@@ -404,6 +437,26 @@ mod tests {
             assert!(
                 unique[3].contains(code),
                 "the 23505 row names {code} (for {constraint})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_challenge_always_builds_and_holds_only_a_clean_reason() {
+        assert_eq!(
+            "Bearer realm=\"roster\", error=\"invalid_token\", error_description=\"token expired\"",
+            invalid_token_challenge("token expired")
+        );
+        for hostile in [
+            "HS256\r\nX-Injected: yes",
+            "a \"quoted\" text",
+            "back\\slash",
+            "caf\u{e9}",
+        ] {
+            assert_eq!(
+                "Bearer realm=\"roster\", error=\"invalid_token\"",
+                invalid_token_challenge(hostile),
+                "reason {hostile:?} is left out"
             );
         }
     }

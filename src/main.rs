@@ -29,9 +29,10 @@ enum Command {
         /// An organization id to record in the token (informational only).
         #[arg(long)]
         org: Option<Uuid>,
-        /// Lifetime in seconds.
-        #[arg(long, default_value_t = 3600)]
-        ttl: u64,
+        /// Lifetime in seconds, at most JWT_MAX_LIFETIME_SECONDS [default: 3600, or that
+        /// maximum if lower].
+        #[arg(long)]
+        ttl: Option<u64>,
     },
     /// Create a demo tenant, users and organization if the database has no tenant, and print a
     /// curl line to try the API with.
@@ -85,8 +86,9 @@ async fn serve() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn token(user: Uuid, org: Option<Uuid>, ttl: u64) -> Result<(), Box<dyn Error>> {
+fn token(user: Uuid, org: Option<Uuid>, ttl: Option<u64>) -> Result<(), Box<dyn Error>> {
     let settings = JwtSettings::from_env()?;
+    let ttl = ttl.unwrap_or(settings.max_lifetime_seconds.min(3600));
     println!("{}", roster::auth::issue_token(&settings, user, org, ttl)?);
     Ok(())
 }
@@ -95,11 +97,12 @@ async fn demo() -> Result<(), Box<dyn Error>> {
     let jwt: JwtSettings = JwtSettings::from_env()?;
     migrate().await?;
     let demo = roster::demo::seed(&settings::database_url_from_env()?).await?;
-    let token = roster::auth::issue_token(&jwt, demo.owner, Some(demo.organization), 24 * 3600)?;
+    let ttl = jwt.max_lifetime_seconds.min(24 * 3600);
+    let token = roster::auth::issue_token(&jwt, demo.owner, Some(demo.organization), ttl)?;
     let bind_addr =
         std::env::var("BIND_ADDR").unwrap_or_else(|_| roster::settings::DEFAULT_BIND_ADDR.into());
     println!("{}", demo.describe());
-    println!("Paste these into another shell (the token is Ada's, valid 24 h):");
+    println!("Paste these into another shell (the token is Ada's, valid {ttl} s):");
     println!("  {}", demo.exports());
     println!("  export TOKEN={token}");
     println!(

@@ -39,10 +39,13 @@ pub struct JwtSettings {
     pub key: JwtKey,
     /// Checked, and required in every token, when set.
     pub issuer: Option<String>,
-    /// Checked, and required in every token, when set.
+    /// Checked, and required in every token, when set; `*` accepts any. Unset, a token naming
+    /// an audience is refused, and JWT_PUBLIC_KEY refuses to start.
     pub audience: Option<String>,
-    /// Clock skew tolerated on `exp` and `nbf`.
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway_seconds: u64,
+    /// Longest accepted lifetime: `exp` minus `iat` (or minus now, without `iat`).
+    pub max_lifetime_seconds: u64,
 }
 
 /// One algorithm per key (RFC 8725): HS256 with a shared secret, or RS256 with an identity
@@ -80,6 +83,9 @@ impl SettingsError {
 }
 
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+/// 24 h: well above the hour or so identity providers give access tokens, and a bound on how
+/// long a leaked token stays useful.
+pub const DEFAULT_JWT_MAX_LIFETIME_SECONDS: u64 = 24 * 3600;
 /// HS256 secrets (and the cache's HMAC key) shorter than the hash output are brute-forceable
 /// (RFC 7518 section 3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -162,6 +168,11 @@ impl JwtSettings {
             issuer: var("JWT_ISSUER")?.filter(|s| !s.is_empty()),
             audience: var("JWT_AUDIENCE")?.filter(|s| !s.is_empty()),
             leeway_seconds: parse_var("JWT_LEEWAY_SECONDS", 5, |s: u64| s <= 300)?,
+            max_lifetime_seconds: parse_var(
+                "JWT_MAX_LIFETIME_SECONDS",
+                DEFAULT_JWT_MAX_LIFETIME_SECONDS,
+                |s: u64| s >= 1,
+            )?,
         };
         // Fail at start-up, not at the first request.
         crate::auth::JwtVerifier::new(&settings)?;

@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::dev::ServiceResponse;
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
@@ -126,6 +126,8 @@ impl Application {
                         .handler(StatusCode::METHOD_NOT_ALLOWED, method_not_allowed),
                 )
                 .wrap(RecordRequests(metrics.clone()))
+                // Outermost: it sees every response, the rewritten 405s included.
+                .wrap(default_headers())
                 .app_data(verifier.clone())
                 .app_data(shared.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
@@ -210,6 +212,16 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on every response that does
+/// not set them itself. The API's answers (emails, billing details, errors naming values) must
+/// not be kept by a browser or a shared cache, nor sniffed into HTML. A response that may be
+/// cached (a static asset) sets its own `Cache-Control`, which this leaves alone.
+pub fn default_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::CACHE_CONTROL, "no-store"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+}
+
 fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
     let config: tokio_postgres::Config = settings
         .database_url
@@ -278,4 +290,40 @@ async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         request.method().as_str(),
         request.path(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test;
+
+    #[actix_web::test]
+    async fn default_headers_leave_a_responses_own_cache_control_alone() {
+        let app = test::init_service(
+            App::new()
+                .wrap(default_headers())
+                .route("/data", web::get().to(HttpResponse::Ok))
+                .route(
+                    "/asset",
+                    web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+                            .finish()
+                    }),
+                ),
+        )
+        .await;
+        for (path, cache_control) in [("/data", "no-store"), ("/asset", "public, max-age=3600")] {
+            let response =
+                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            let headers = response.headers();
+            let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
+            assert_eq!(Some(cache_control), value(header::CACHE_CONTROL), "{path}");
+            assert_eq!(
+                Some("nosniff"),
+                value(header::X_CONTENT_TYPE_OPTIONS),
+                "{path}"
+            );
+        }
+    }
 }

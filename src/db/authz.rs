@@ -38,7 +38,7 @@ impl Identity {
     pub fn require_live(&self) -> Result<(), ApiError> {
         match self.user_live {
             true => Ok(()),
-            false => Err(ApiError::Unauthenticated(
+            false => Err(ApiError::inactive_user(
                 "the token's user does not exist or has been deleted".into(),
             )),
         }

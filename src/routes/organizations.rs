@@ -1,10 +1,9 @@
 use actix_web::{http::header, web, HttpResponse};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::organizations::{self as db, Organization, UserOrganization};
-use crate::domain::{NewOrganization, Page, PageParams, Paginated};
+use crate::domain::{NewOrganization, OrganizationChanges, Page, PageParams, Paginated};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
@@ -93,8 +92,9 @@ pub async fn update_organization(
     caller: Caller,
     state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
-    changes: Json<Value>,
+    changes: Json<OrganizationChanges>,
 ) -> Result<HttpResponse, ApiError> {
+    let OrganizationChanges(changes) = changes.into_inner();
     let client = state.db.client().await?;
     let org = db::update_organization(&client, caller.user_id, *org_id, &changes).await?;
     Ok(HttpResponse::Ok().json(org))

@@ -1,6 +1,6 @@
 //! Bearer JWT authentication: every token the app must refuse is a 401 with `WWW-Authenticate`.
 
-use jsonwebtoken::Algorithm;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -280,4 +280,263 @@ async fn configured_issuer_and_audience_are_required_and_checked() {
             assert!(challenge, "{context}: a 401 carries WWW-Authenticate");
         }
     }
+}
+
+/// A 401 says why in a few fixed words, never with text from the token: jsonwebtoken's errors
+/// echo the unverified header (`unknown variant ...`), and CR LF from there made
+/// `WWW-Authenticate` fail to build (a 500, text/plain, not logged).
+#[tokio::test]
+async fn a_401_never_echoes_the_token() {
+    let app = spawn_app().await;
+    let uma = app.user("uma").await;
+    let t = now();
+    let valid = json!({"sub": uma.id, "exp": t + 600, "iat": t});
+    let marker = "X-Injected";
+    let hs256 = |claims: Value| sign(Algorithm::HS256, JWT_SECRET, &claims);
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "an alg holding CR LF and a header line",
+            hand_built_token(
+                &json!({"alg": "HS256\r\nX-Injected: yes", "typ": "JWT"}),
+                &valid,
+                "c2ln",
+            ),
+            "malformed token",
+        ),
+        (
+            "an unknown alg holding quotes",
+            hand_built_token(
+                &json!({"alg": "X-Injected\", error=\"none"}),
+                &valid,
+                "c2ln",
+            ),
+            "malformed token",
+        ),
+        (
+            "a header that is a string",
+            hand_built_token(&json!("X-Injected"), &valid, "c2ln"),
+            "malformed token",
+        ),
+        (
+            "a signed token whose sub holds CR LF",
+            hs256(merged(&valid, json!({"sub": "\r\nX-Injected: yes"}))),
+            "sub is not a UUID",
+        ),
+        (
+            "a signed token whose sub holds quotes and a backslash",
+            hs256(merged(&valid, json!({"sub": "\"X-Injected\\"}))),
+            "sub is not a UUID",
+        ),
+        (
+            "a signed token whose exp is text",
+            hs256(merged(&valid, json!({"exp": "X-Injected"}))),
+            "malformed claim exp",
+        ),
+        (
+            "a signed token whose payload is not an object",
+            hs256(json!(["X-Injected\r\n"])),
+            "malformed token",
+        ),
+    ];
+    for (description, token, reason) in cases {
+        let context = format!("GET /organizations with {description}");
+        let reply = Reply::read(app.list_organizations(&token, "").await).await;
+        let (code, message) = error_of(&reply, 401, &context);
+        assert_eq!("unauthenticated", code, "{context}: code");
+        let challenge = reply
+            .header(WWW_AUTHENTICATE.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            format!(
+                "Bearer realm=\"roster\", error=\"invalid_token\", error_description=\"{reason}\""
+            ),
+            challenge,
+            "{context}: the challenge gives a fixed reason"
+        );
+        for (what, text) in [("challenge", &challenge), ("message", &message)] {
+            assert!(
+                !text.contains(marker) && !text.contains(['\r', '\n', '\\']),
+                "{context}: the {what} must not echo the token, got {text:?}"
+            );
+        }
+        assert!(
+            !reply.headers.contains_key(marker),
+            "{context}: no header was injected"
+        );
+    }
+}
+
+/// Signs `claims` with the app's secret under a header of the test's making.
+fn sign_with_header(header: &Header, claims: &Value) -> String {
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(JWT_SECRET))
+        .expect("sign test claims")
+}
+
+/// What a signature alone does not make acceptable (RFC 8725): critical extensions Roster does
+/// not implement, tokens of another type, lifetimes beyond JWT_MAX_LIFETIME_SECONDS (24 h by
+/// default) counted from `iat` (or from now without one), `iat` in the future, and an `aud`
+/// naming someone when no audience is configured (RFC 7519 section 4.1.3).
+#[tokio::test]
+async fn token_policy_refuses_what_a_signature_does_not_make_acceptable() {
+    let app = spawn_app().await;
+    let uma = app.user("uma").await;
+    let t = now();
+    let day = 24 * 3600;
+    let valid = json!({"sub": uma.id, "exp": t + 600, "iat": t});
+    let hs256 = |claims: Value| sign(Algorithm::HS256, JWT_SECRET, &claims);
+    let header = |changes: &dyn Fn(&mut Header)| {
+        let mut header = Header::new(Algorithm::HS256);
+        changes(&mut header);
+        header
+    };
+    let typed = |typ: Option<&str>| {
+        let typ = typ.map(str::to_owned);
+        sign_with_header(&header(&|h| h.typ = typ.clone()), &valid)
+    };
+    let cases: Vec<(&str, String, Result<(), &str>)> = vec![
+        (
+            "an unknown critical header parameter",
+            sign_with_header(
+                &header(&|h| {
+                    h.crit = Some(vec!["exp_hint".into()]);
+                    h.extras.insert("exp_hint", 1);
+                }),
+                &valid,
+            ),
+            Err("unsupported critical header"),
+        ),
+        (
+            "crit b64 (RFC 7797, unencoded payload)",
+            sign_with_header(
+                &header(&|h| {
+                    h.crit = Some(vec!["b64".into()]);
+                    h.extras.insert("b64", false);
+                }),
+                &valid,
+            ),
+            Err("unsupported critical header"),
+        ),
+        (
+            "typ refresh+jwt",
+            typed(Some("refresh+jwt")),
+            Err("unsupported token type"),
+        ),
+        (
+            "typ secevent+jwt (RFC 8417)",
+            typed(Some("secevent+jwt")),
+            Err("unsupported token type"),
+        ),
+        ("no typ", typed(None), Ok(())),
+        ("typ JWT", typed(Some("JWT")), Ok(())),
+        (
+            "typ jwt (media types ignore case)",
+            typed(Some("jwt")),
+            Ok(()),
+        ),
+        ("typ at+jwt (RFC 9068)", typed(Some("at+jwt")), Ok(())),
+        (
+            "typ application/at+jwt",
+            typed(Some("application/at+jwt")),
+            Ok(()),
+        ),
+        (
+            "exp in the year 3000",
+            hs256(merged(&valid, json!({"exp": 32_503_680_000_u64}))),
+            Err("lifetime over the maximum"),
+        ),
+        (
+            "iat ten years in the future",
+            hs256(merged(&valid, json!({"iat": t + 10 * 365 * day}))),
+            Err("issued in the future"),
+        ),
+        (
+            "iat 3 s in the future (leeway 5 s)",
+            hs256(merged(&valid, json!({"iat": t + 3}))),
+            Ok(()),
+        ),
+        (
+            "iat ten years ago, exp in 10 minutes",
+            hs256(merged(&valid, json!({"iat": t - 10 * 365 * day}))),
+            Err("lifetime over the maximum"),
+        ),
+        (
+            "exactly the maximum lifetime from iat",
+            hs256(merged(&valid, json!({"exp": t + day}))),
+            Ok(()),
+        ),
+        (
+            "no iat and exp in 25 h",
+            hs256(merged(&valid, json!({"iat": null, "exp": t + day + 3600}))),
+            Err("lifetime over the maximum"),
+        ),
+        (
+            "no iat and exp in 23 h",
+            hs256(merged(&valid, json!({"iat": null, "exp": t + day - 3600}))),
+            Ok(()),
+        ),
+        (
+            "fractional exp and iat (NumericDate, RFC 7519 section 2)",
+            hs256(merged(
+                &valid,
+                json!({"exp": t as f64 + 600.5, "iat": t as f64 + 0.25}),
+            )),
+            Ok(()),
+        ),
+        (
+            "iat that is text",
+            hs256(merged(&valid, json!({"iat": "yesterday"}))),
+            Err("malformed claim iat"),
+        ),
+        (
+            "an aud while none is configured",
+            hs256(merged(&valid, json!({"aud": "billing"}))),
+            Err("wrong audience"),
+        ),
+        (
+            "an aud array while none is configured",
+            hs256(merged(&valid, json!({"aud": ["billing", "roster"]}))),
+            Err("wrong audience"),
+        ),
+        ("the token roster issues", uma.token.clone(), Ok(())),
+    ];
+    for (description, token, expected) in cases {
+        let context = format!("GET /organizations with {description}");
+        let response = app.list_organizations(&token, "").await;
+        let Err(reason) = expected else {
+            assert_page(response, &format!("{context} should be 200")).await;
+            continue;
+        };
+        let reply = Reply::read(response).await;
+        let (code, _) = error_of(&reply, 401, &format!("{context} should be 401"));
+        assert_eq!("unauthenticated", code, "{context}");
+        let challenge = reply.header(WWW_AUTHENTICATE.as_str()).unwrap_or_default();
+        assert!(
+            challenge.ends_with(&format!("error_description=\"{reason}\"")),
+            "{context}: refused as {reason:?}, got {challenge:?}"
+        );
+    }
+}
+
+/// `roster token` signs only what the app accepts: its lifetime is at most
+/// JWT_MAX_LIFETIME_SECONDS (24 h by default).
+#[tokio::test]
+async fn roster_token_refuses_a_ttl_over_the_maximum_lifetime() {
+    let app = spawn_app().await;
+    let uma = app.user("uma").await;
+    let day = 24 * 3600;
+    let longest = roster::auth::issue_token(&app.jwt, uma.id, None, day)
+        .expect("a ttl of exactly the maximum lifetime is signed");
+    assert_page(
+        app.list_organizations(&longest, "").await,
+        "a token roster issued for the maximum lifetime should be accepted",
+    )
+    .await;
+    let error = roster::auth::issue_token(&app.jwt, uma.id, None, day + 1)
+        .expect_err("a ttl over the maximum lifetime should be refused");
+    assert_eq!("--ttl", error.name, "the error names the option: {error}");
+    assert!(
+        error.problem.contains("JWT_MAX_LIFETIME_SECONDS"),
+        "the error names the setting that caps it: {error}"
+    );
 }

@@ -100,6 +100,7 @@ pub fn jwt_settings(issuer: Option<String>, audience: Option<String>) -> JwtSett
         issuer,
         audience,
         leeway_seconds: 5,
+        max_lifetime_seconds: roster::settings::DEFAULT_JWT_MAX_LIFETIME_SECONDS,
     }
 }
 

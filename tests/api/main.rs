@@ -14,5 +14,6 @@ mod openapi;
 mod organizations;
 mod pagination;
 mod permissions;
+mod responses;
 mod rs256;
 mod shutdown;

@@ -95,8 +95,10 @@ fn rs256_settings() -> JwtSettings {
     JwtSettings {
         key: JwtKey::Rs256PublicKeyPem(TEST_ONLY_PUBLIC_KEY_PEM.as_bytes().to_vec()),
         issuer: None,
-        audience: None,
+        // Required with a public key; these tests' tokens carry no aud.
+        audience: Some("*".into()),
         leeway_seconds: 5,
+        max_lifetime_seconds: roster::settings::DEFAULT_JWT_MAX_LIFETIME_SECONDS,
     }
 }
 
@@ -177,4 +179,63 @@ fn issue_token_refuses_to_sign_with_only_a_public_key() {
         "JWT_SECRET", error.name,
         "the error names the setting that would make signing possible: {error}"
     );
+}
+
+/// An identity provider's tokens are meant for many services: without JWT_AUDIENCE, a token
+/// for any of them would do here (RFC 8725 section 3.9). Start-up refuses unless the audience
+/// is named, or `*` says that any will do. (`JwtVerifier::new` is what `Application::build` and
+/// `JwtSettings::from_env` check first.)
+#[test]
+fn an_identity_providers_key_needs_an_audience_or_an_explicit_star() {
+    let unset = JwtSettings {
+        audience: None,
+        ..rs256_settings()
+    };
+    let error = roster::auth::JwtVerifier::new(&unset)
+        .err()
+        .expect("JWT_PUBLIC_KEY without JWT_AUDIENCE should not start");
+    assert_eq!("JWT_AUDIENCE", error.name, "the error names it: {error}");
+    for audience in ["*", "roster-api"] {
+        let settings = JwtSettings {
+            audience: Some(audience.into()),
+            ..rs256_settings()
+        };
+        if let Err(error) = roster::auth::JwtVerifier::new(&settings) {
+            panic!("JWT_AUDIENCE={audience} should start: {error}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn audience_star_accepts_any_audience_and_a_named_one_only_itself() {
+    let t = now();
+    for (audience, aud, status) in [
+        ("*", None, 200),
+        ("*", Some(json!("billing")), 200),
+        ("*", Some(json!(["billing", "crm"])), 200),
+        ("roster-api", Some(json!("roster-api")), 200),
+        ("roster-api", Some(json!(["billing", "roster-api"])), 200),
+        ("roster-api", Some(json!("billing")), 401),
+        ("roster-api", None, 401),
+    ] {
+        let app = spawn_app_with_jwt(JwtSettings {
+            audience: Some(audience.into()),
+            ..rs256_settings()
+        })
+        .await;
+        let uma = app.create_user(app.tenant, "uma", false).await;
+        let mut claims = json!({"sub": uma, "exp": t + 600, "iat": t});
+        if let Some(aud) = &aud {
+            claims["aud"] = aud.clone();
+        }
+        let token = sign_rsa(Algorithm::RS256, TEST_ONLY_PRIVATE_KEY_PEM, &claims);
+        let context = format!("JWT_AUDIENCE={audience} and aud {aud:?} should get {status}");
+        let response = app.list_organizations(&token, "").await;
+        if status == 200 {
+            assert_page(response, &context).await;
+        } else {
+            let (code, _) = error_of(&Reply::read(response).await, status, &context);
+            assert_eq!("unauthenticated", code, "{context}");
+        }
+    }
 }

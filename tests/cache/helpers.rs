@@ -112,6 +112,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         issuer: None,
         audience: None,
         leeway_seconds: 5,
+        max_lifetime_seconds: roster::settings::DEFAULT_JWT_MAX_LIFETIME_SECONDS,
     };
     let settings = Settings {
         database_url: proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone()),

@@ -10,6 +10,7 @@ mod common;
 
 mod audit;
 mod disabled;
+mod exact_json;
 mod helpers;
 mod invalidation;
 mod isolation;

@@ -256,3 +256,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// The text of the number under `"key":` in a JSON text (the first such key), as sent: for
+/// comparing numbers digit for digit, whatever precision this crate's JSON parser keeps.
+pub fn json_number_text<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let quoted = format!("\"{key}\"");
+    let rest = json[json.find(&quoted)? + quoted.len()..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !matches!(c, '0'..='9' | '-' | '+' | '.' | 'e' | 'E'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end]).filter(|number| !number.is_empty())
+}
+
+#[test]
+fn json_number_text_reads_the_digits_as_written() {
+    let text = r#"{"a": {"big":12345678901234567890123, "neg" : -1.5e-7}, "s": "x"}"#;
+    assert_eq!(
+        Some("12345678901234567890123"),
+        json_number_text(text, "big")
+    );
+    assert_eq!(Some("-1.5e-7"), json_number_text(text, "neg"));
+    assert_eq!(
+        None,
+        json_number_text(text, "s"),
+        "a string is not a number"
+    );
+    assert_eq!(None, json_number_text(text, "missing"));
+}
