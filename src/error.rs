@@ -197,8 +197,6 @@ fn invalid_token_challenge(reason: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static(BARE))
 }
 
-/// SQLSTATE → HTTP, as catalogued in `sql/ERRORS.md`.
-
 /// How the API reports each SQLSTATE the functions raise or let through: `(sqlstate, code,
 /// status)`, exactly the rows of `sql/ERRORS.md` (a test compares the two). Besides these, class
 /// `08` (connection exceptions) and anything the server answers with no SQLSTATE are 503
