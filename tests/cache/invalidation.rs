@@ -458,25 +458,67 @@ async fn a_tenant_change_makes_every_entry_stale() {
     .await;
 }
 
-/// A change of the permission catalogue announces "every permission is stale".
+/// A change of the built-in permission catalogue (by migration only) announces "every
+/// permission is stale".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permission_catalogue_change_makes_every_entry_stale() {
     let app = spawn_app().await;
     let owner = app.user("owner").await;
-    let member = app.user("member").await;
     let org = app.org(&owner, "acme").await;
-    app.add(&owner, org, &member, "member").await;
     observe(
         &app,
-        "delete from role_permissions -> GET members 403",
-        || app.members(&member.token, org),
+        "rename a built-in permission -> /me no longer lists the old name",
+        || app.me(&owner.token, org),
+        may("audit:read"),
+        app.exec(
+            "update roster.permissions set name = 'audit:view' where name = 'audit:read'",
+            &[],
+        ),
+        lacks("audit:read"),
+    )
+    .await;
+}
+
+/// Built-in roles are immutable; a custom role's grants changed by raw SQL are seen by the
+/// next request, in an organization's role and in a tenant-wide one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_edit_by_raw_sql_is_seen_by_the_next_request() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    let reader = app.user("reader").await;
+    let auditor = app.user("auditor").await;
+    let org = app.org(&owner, "acme").await;
+    app.exec(
+        "insert into roster.roles (tenant_id, organization_id, key, name, permissions) \
+         values ($1, $2, 'reader', 'Reader', array['organization:read', 'members:read']), \
+                ($1, null, 'auditor', 'Auditor', array['organization:read', 'audit:read'])",
+        &[&app.tenant, &org],
+    )
+    .await;
+    app.add(&owner, org, &reader, "reader").await;
+    app.add(&owner, org, &auditor, "auditor").await;
+    observe(
+        &app,
+        "update an organization's role -> GET members 403",
+        || app.members(&reader.token, org),
         status(200),
         app.exec(
-            "delete from roster.role_permissions \
-             where role = 'member' and permission = 'members:read'",
+            "update roster.roles set permissions = array['organization:read'] where key = 'reader'",
             &[],
         ),
         status(403),
+    )
+    .await;
+    observe(
+        &app,
+        "update a tenant-wide role -> /me lacks audit:read",
+        || app.me(&auditor.token, org),
+        may("audit:read"),
+        app.exec(
+            "update roster.roles set permissions = array['organization:read'] where key = 'auditor'",
+            &[],
+        ),
+        lacks("audit:read"),
     )
     .await;
 }
