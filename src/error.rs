@@ -213,6 +213,11 @@ pub const SQLSTATES: &[(&str, &str, u16)] = &[
     ("RTNNF", "tenant_not_found", 404),
     ("RINVL", "invalid_input", 422),
     ("RUPRM", "unknown_permission", 422),
+    ("RBLTN", "builtin", 409),
+    ("RRLNF", "role_not_found", 404),
+    ("RRLUS", "role_in_use", 409),
+    ("RPMUS", "permission_in_use", 409),
+    ("RESCL", "privilege_escalation", 403),
     ("RAMBG", "internal", 500),
     ("RAPND", "internal", 500),
     ("23505", "conflict", 409),
@@ -288,6 +293,9 @@ fn conflict_code(constraint: &str) -> &'static str {
         "uq_organizations_tenant_name" => "name_taken",
         "uq_users_tenant_email" => "email_taken",
         "uq_organization_memberships_tenant_org_user" => "already_member",
+        "uq_roles_tenant_key" | "uq_roles_organization_key" | "uq_roles_scope_key" => {
+            "role_key_taken"
+        }
         _ => "conflict",
     }
 }
@@ -429,6 +437,9 @@ mod tests {
             "uq_organizations_tenant_name",
             "uq_users_tenant_email",
             "uq_organization_memberships_tenant_org_user",
+            "uq_roles_tenant_key",
+            "uq_roles_organization_key",
+            "uq_roles_scope_key",
             "any other",
         ] {
             let code = conflict_code(constraint);

@@ -227,7 +227,7 @@ begin
   select distinct on (i ->> 'name') v_tenant, i ->> 'name', coalesce(i ->> 'description', '')
     from jsonb_array_elements(p_permissions) with ordinality as a(i, n)
    order by i ->> 'name', n desc
-  on conflict (tenant_id, name) do update set description = excluded.description
+  on conflict on constraint pk_tenant_permissions do update set description = excluded.description
    where tp.description is distinct from excluded.description;
 
   return query

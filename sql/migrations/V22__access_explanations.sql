@@ -109,28 +109,26 @@ create function roster.explain_access(p_user_id uuid, p_org_id uuid, p_permissio
 as $$
 declare
   v roster.access := roster._access(p_user_id, p_org_id);
-  v_role_grants text[];
+  v_why roster.access_explanation := (false, null, null, null);
 begin
   perform roster._require_known_permission(v.tenant_id, p_permission);
   if v.tenant_id is not null and not v.user_live then
-    return (false, 'user_deleted', null, null);
+    v_why.reason := 'user_deleted';
+  elsif v.tenant_id is null or v.org_version = 0 then
+    v_why.reason := 'not_a_member';
+  elsif not v.org_live then
+    v_why.reason := 'organization_deleted';
+  elsif v.visible and roster._grants_allow(v.grants, p_permission) then
+    v_why := (true, case when v.is_tenant_admin then 'tenant_admin' else 'member_role' end,
+              v.effective_role, roster._matching_grant(v.grants, p_permission));
+  else
+    v_why.reason := case v.status when 'invited' then 'invitation_pending'
+                                  when 'suspended' then 'suspended'
+                                  when 'active' then 'role_lacks_permission'
+                                  else 'not_a_member' end;
+    v_why.via_role := v.role;
   end if;
-  if v.tenant_id is null or v.org_version = 0 then
-    return (false, 'not_a_member', null, null);
-  end if;
-  if not v.org_live then
-    return (false, 'organization_deleted', null, null);
-  end if;
-  if v.visible and roster._grants_allow(v.grants, p_permission) then
-    return (true, case when v.is_tenant_admin then 'tenant_admin' else 'member_role' end,
-            v.effective_role, roster._matching_grant(v.grants, p_permission));
-  end if;
-  return case v.status
-    when 'invited' then (false, 'invitation_pending', v.role, null)
-    when 'suspended' then (false, 'suspended', v.role, null)
-    when 'active' then (false, 'role_lacks_permission', v.role, null)
-    else (false, 'not_a_member', null, null)
-  end::roster.access_explanation;
+  return v_why;
 end
 $$;
 comment on function roster.explain_access(uuid, uuid, text) is

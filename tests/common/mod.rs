@@ -284,3 +284,61 @@ fn json_number_text_reads_the_digits_as_written() {
     );
     assert_eq!(None, json_number_text(text, "missing"));
 }
+
+/// The permissions the wildcard tables register (besides the built-in ones).
+pub const REGISTERED: &[&str] = &[
+    "invoice:approve",
+    "invoice:read",
+    "model:read",
+    "model:update",
+];
+
+/// The wildcard matcher as a table: a role granting `grant` allows exactly the permissions
+/// marked true. The same table runs at both doors (tests/db/roles.rs, tests/api/roles.rs).
+pub const WILDCARD_CASES: &[(&str, &[(&str, bool)])] = &[
+    (
+        "invoice:approve",
+        &[
+            ("invoice:approve", true),
+            ("invoice:read", false),
+            ("model:read", false),
+        ],
+    ),
+    (
+        "invoice:*",
+        &[
+            ("invoice:approve", true),
+            ("invoice:read", true),
+            ("model:read", false),
+            ("organization:read", false),
+        ],
+    ),
+    (
+        "*:read",
+        &[
+            ("invoice:read", true),
+            ("model:read", true),
+            ("organization:read", true),
+            ("members:read", true),
+            ("invoice:approve", false),
+            ("members:invite", false),
+        ],
+    ),
+    (
+        "*",
+        &[
+            ("invoice:approve", true),
+            ("model:update", true),
+            ("members:manage_owners", true),
+            ("roles:manage", true),
+        ],
+    ),
+    (
+        "model:*",
+        &[
+            ("model:update", true),
+            ("model:read", true),
+            ("invoice:read", false),
+        ],
+    ),
+];

@@ -9,6 +9,7 @@ mod lookups;
 mod migrations;
 mod notifications;
 mod permissions;
+mod roles;
 mod security;
 mod support;
 mod validation;
