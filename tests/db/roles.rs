@@ -399,25 +399,38 @@ async fn role_keys_and_memberships_stay_in_their_scope() {
     .await
     .map(drop);
     assert_eq!(got, Err("RINVL".into()), "an unknown role");
-    let raw = [
-        ("another organization's role", format!("update roster.organization_memberships set role = 'reader' where organization_id = '{other_org}' and user_id = '{}'", w.owner)),
-        ("another tenant's role", format!("update roster.organization_memberships set role = 'auditor' where organization_id = '{}'", w.other_org)),
-        ("no role at all", format!("update roster.organization_memberships set role = 'ghost' where organization_id = '{}' and user_id = '{}'", w.org, w.member)),
-    ];
-    // other_org's own "reader" exists: use a key only w.org has.
+    // Through raw SQL: a key only the first organization has, a tenant-wide role of another
+    // tenant, a key that names no role.
     create_role(&client, w.owner, Some(w.org), "orgonly", &[])
         .await
         .expect("org role");
-    let raw_other_org = format!(
-        "update roster.organization_memberships set role = 'orgonly' where organization_id = '{other_org}' and user_id = '{}'",
-        w.owner
-    );
-    assert_eq!(
-        attempt(&client, &raw_other_org, &[]).await.map(drop),
-        Err("RINVL".into()),
-        "another organization's role, raw SQL"
-    );
-    for (what, sql) in &raw[1..] {
+    let raw = [
+        (
+            "another organization's role",
+            format!(
+                "update roster.organization_memberships set role = 'orgonly' \
+                  where organization_id = '{other_org}' and user_id = '{}'",
+                w.owner
+            ),
+        ),
+        (
+            "another tenant's role",
+            format!(
+                "update roster.organization_memberships set role = 'auditor' \
+                  where organization_id = '{}'",
+                w.other_org
+            ),
+        ),
+        (
+            "no role at all",
+            format!(
+                "update roster.organization_memberships set role = 'ghost' \
+                  where organization_id = '{}' and user_id = '{}'",
+                w.org, w.member
+            ),
+        ),
+    ];
+    for (what, sql) in &raw {
         assert_eq!(
             attempt(&client, sql, &[]).await.map(drop),
             Err("RINVL".into()),
