@@ -80,33 +80,47 @@ pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl Settings {
-    pub fn from_env() -> Result<Settings, SettingsError> {
+    /// The defaults of every optional setting (those of the configuration table in the README),
+    /// so that code and tests set only what they care about.
+    pub fn new(database_url: impl Into<String>, jwt: JwtSettings) -> Settings {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Settings {
+            database_url: database_url.into(),
+            database_role: Some("roster_app".to_owned()),
+            bind_addr: DEFAULT_BIND_ADDR.to_owned(),
+            redis_url: None,
+            cache_namespace: "roster".to_owned(),
+            redis_timeout: Duration::from_millis(100),
+            cache_ttl_seconds: 300,
+            jwt,
+            // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
+            pool_size: cores * 4,
+            pool_timeout: Duration::from_millis(2_000),
+            body_limit: 64 * 1024,
+        }
+    }
+
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        let defaults = Settings::new(database_url_from_env()?, JwtSettings::from_env()?);
         Ok(Settings {
-            database_url: database_url_from_env()?,
             database_role: match var("DATABASE_ROLE")? {
-                None => Some("roster_app".to_owned()),
+                None => defaults.database_role.clone(),
                 Some(role) if role.is_empty() => None,
                 Some(role) => Some(role),
             },
-            bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| DEFAULT_BIND_ADDR.to_owned()),
+            bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| defaults.bind_addr.clone()),
             redis_url: var("REDIS_URL")?.filter(|url| !url.is_empty()),
             cache_namespace: var("CACHE_NAMESPACE")?
                 .filter(|ns| !ns.is_empty())
-                .unwrap_or_else(|| "roster".to_owned()),
-            redis_timeout: Duration::from_millis(parse_var("REDIS_TIMEOUT_MS", 100, |ms: u64| {
-                ms >= 1
-            })?),
-            cache_ttl_seconds: parse_var("CACHE_TTL_SECONDS", 300, |s: u64| {
+                .unwrap_or_else(|| defaults.cache_namespace.clone()),
+            redis_timeout: parse_ms("REDIS_TIMEOUT_MS", defaults.redis_timeout, |ms| ms >= 1)?,
+            cache_ttl_seconds: parse_var("CACHE_TTL_SECONDS", defaults.cache_ttl_seconds, |s| {
                 (1..=86_400).contains(&s)
             })?,
-            jwt: JwtSettings::from_env()?,
-            // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
-            pool_size: parse_var("POOL_SIZE", cores * 4, |n: usize| n >= 1)?,
-            pool_timeout: Duration::from_millis(parse_var("POOL_TIMEOUT_MS", 2_000, |ms: u64| {
-                ms >= 1
-            })?),
-            body_limit: parse_var("BODY_LIMIT_BYTES", 64 * 1024, |n: usize| n >= 1024)?,
+            pool_size: parse_var("POOL_SIZE", defaults.pool_size, |n| n >= 1)?,
+            pool_timeout: parse_ms("POOL_TIMEOUT_MS", defaults.pool_timeout, |ms| ms >= 1)?,
+            body_limit: parse_var("BODY_LIMIT_BYTES", defaults.body_limit, |n| n >= 1024)?,
+            ..defaults
         })
     }
 }
@@ -158,6 +172,16 @@ fn var(name: &'static str) -> Result<Option<String>, SettingsError> {
         Err(env::VarError::NotPresent) => Ok(None),
         Err(env::VarError::NotUnicode(_)) => Err(SettingsError::new(name, "not valid UTF-8")),
     }
+}
+
+/// A duration in whole milliseconds.
+fn parse_ms(
+    name: &'static str,
+    default: Duration,
+    valid: impl Fn(u64) -> bool,
+) -> Result<Duration, SettingsError> {
+    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    parse_var(name, default, valid).map(Duration::from_millis)
 }
 
 fn parse_var<T>(

@@ -125,19 +125,16 @@ async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
         true => Some(DbProxy::start(&db.url).await),
         false => None,
     };
+    let database_url = proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone());
     let settings = Settings {
-        database_url: proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone()),
         database_role: Some("roster_app".into()),
         bind_addr: "127.0.0.1:0".into(),
         // No cache: every request reads the database (the cache's own tests cover it).
         redis_url: None,
-        cache_namespace: "roster".into(),
-        redis_timeout: Duration::from_millis(100),
-        cache_ttl_seconds: 300,
-        jwt: jwt.clone(),
         pool_size: 4,
         pool_timeout: Duration::from_secs(2),
         body_limit: BODY_LIMIT,
+        ..Settings::new(database_url, jwt.clone())
     };
     let app = roster::startup::Application::build(settings)
         .await

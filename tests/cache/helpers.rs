@@ -111,18 +111,18 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         audience: None,
         leeway_seconds: 5,
     };
+    let database_url = proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone());
     let settings = Settings {
-        database_url: proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone()),
         database_role: Some("roster_app".into()),
         bind_addr: "127.0.0.1:0".into(),
         redis_url: options.redis_url.clone(),
         cache_namespace: namespace.clone(),
         redis_timeout: REDIS_TIMEOUT,
         cache_ttl_seconds: 300,
-        jwt: jwt.clone(),
         pool_size: 4,
         pool_timeout: Duration::from_secs(2),
         body_limit: 64 * 1024,
+        ..Settings::new(database_url, jwt.clone())
     };
     let app = roster::startup::Application::build_with(settings, options.fill_hook)
         .await
