@@ -43,8 +43,9 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
-    /// 503 Service Unavailable: the database is unreachable, the pool is exhausted past its
-    /// timeout, or a concurrent write asks for a retry.
+    /// 503 Service Unavailable: the database is unreachable, no pooled connection was had
+    /// within the pool's timeout, or a statement ran past its statement timeout. (A concurrent
+    /// write or a held lock asking for a retry is a `Rejected` 503 with code `retry`.)
     #[error("{0}")]
     Unavailable(String),
     /// 500 Internal Server Error: a bug. The cause is logged, never shown to the client.
@@ -201,6 +202,15 @@ impl From<tokio_postgres::Error> for ApiError {
                 "retry",
                 "a concurrent change got in the way; retry the request",
             ),
+            // lock_timeout: another session holds what the statement needs (a migration
+            // holding a table, a long transaction); trying again later is the answer.
+            "55P03" => ApiError::rejected(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "retry",
+                "the data is locked by another database session; retry the request",
+            ),
+            // statement_timeout (or a DBA's pg_cancel_backend): the database is too slow now.
+            "57014" => ApiError::Unavailable(format!("database too slow: {message}")),
             _ if db.code() == &SqlState::ADMIN_SHUTDOWN
                 || db.code() == &SqlState::CANNOT_CONNECT_NOW
                 || db.code().code().starts_with("08") =>

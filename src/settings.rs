@@ -24,8 +24,15 @@ pub struct Settings {
     pub cache_ttl_seconds: u64,
     pub jwt: JwtSettings,
     pub pool_size: usize,
-    /// How long a request waits for a pooled connection before answering 503.
+    /// How long a request may take to get a pooled connection, all told (waiting for one to
+    /// free up, opening a new one), before answering 503 `unavailable`.
     pub pool_timeout: Duration,
+    /// `statement_timeout` of the pool's connections: a statement that runs longer is cancelled
+    /// by the server (SQLSTATE 57014, 503 `unavailable`).
+    pub statement_timeout: Duration,
+    /// `lock_timeout` of the pool's connections: a statement that waits longer for one lock
+    /// (a DBA's migration holding a table, say) gives up (55P03, 503 `retry`).
+    pub lock_timeout: Duration,
     /// Request bodies over this many bytes get 413.
     pub body_limit: usize,
 }
@@ -96,6 +103,10 @@ impl Settings {
             // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
             pool_size: cores * 4,
             pool_timeout: Duration::from_millis(2_000),
+            statement_timeout: Duration::from_millis(5_000),
+            // Ordinary row-lock waits between writers last milliseconds; a longer wait is a
+            // table lock that will not go away soon: tell the client to retry instead.
+            lock_timeout: Duration::from_millis(1_000),
             body_limit: 64 * 1024,
         }
     }
@@ -119,6 +130,12 @@ impl Settings {
             })?,
             pool_size: parse_var("POOL_SIZE", defaults.pool_size, |n| n >= 1)?,
             pool_timeout: parse_ms("POOL_TIMEOUT_MS", defaults.pool_timeout, |ms| ms >= 1)?,
+            statement_timeout: parse_ms(
+                "DB_STATEMENT_TIMEOUT_MS",
+                defaults.statement_timeout,
+                |ms| ms >= 1,
+            )?,
+            lock_timeout: parse_ms("DB_LOCK_TIMEOUT_MS", defaults.lock_timeout, |ms| ms >= 1)?,
             body_limit: parse_var("BODY_LIMIT_BYTES", defaults.body_limit, |n| n >= 1024)?,
             ..defaults
         })

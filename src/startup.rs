@@ -15,7 +15,7 @@ use tokio_postgres::NoTls;
 
 use crate::auth::JwtVerifier;
 use crate::cache::{Cache, FillHook};
-use crate::db::Db;
+use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::metrics::{Metrics, RecordRequests};
@@ -93,7 +93,7 @@ impl Application {
             }
         };
         let state = web::Data::new(AppState {
-            db: Db::new(pool, metrics.clone()),
+            db: Db::new(pool, metrics.clone(), settings.pool_timeout),
             cache,
             metrics: metrics.clone(),
         });
@@ -192,10 +192,19 @@ async fn shutdown_signal() -> &'static str {
 }
 
 fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
-    let config: tokio_postgres::Config = settings
+    let mut config: tokio_postgres::Config = settings
         .database_url
         .parse()
         .map_err(|e| StartupError::Database(Box::new(e)))?;
+    // Every statement of a request is bounded by the server itself, set at connect: a table
+    // locked for minutes by a migration costs a request lock_timeout, not minutes.
+    db::set_session_options(
+        &mut config,
+        &[
+            ("statement_timeout", db::millis(settings.statement_timeout)),
+            ("lock_timeout", db::millis(settings.lock_timeout)),
+        ],
+    );
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -206,6 +215,8 @@ fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
     let mut builder = Pool::builder(manager)
         .max_size(settings.pool_size)
         .runtime(Runtime::Tokio1)
+        // Db::client bounds getting a connection as a whole; these keep each phase bounded for
+        // the other callers of `pool.get()` (the start-up check).
         .wait_timeout(Some(settings.pool_timeout))
         .create_timeout(Some(settings.pool_timeout))
         .recycle_timeout(Some(settings.pool_timeout));

@@ -72,6 +72,8 @@ pub struct AppOptions {
     pub audience: Option<String>,
     /// Route the app's database connections through a proxy the test can cut (503 tests).
     pub through_proxy: bool,
+    /// Changes the settings last, just before the app is built (timeouts, pool size).
+    pub configure: Option<fn(&mut Settings)>,
 }
 
 /// A user of the app with a valid token.
@@ -91,7 +93,7 @@ pub struct TestApp {
     pub proxy: Option<DbProxy>,
     http: reqwest::Client,
     // Held for its Drop, which drops the database; last, so that it goes after its users.
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 pub fn jwt_settings(issuer: Option<String>, audience: Option<String>) -> JwtSettings {
@@ -108,25 +110,26 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
-    let jwt = jwt_settings(options.issuer, options.audience);
-    spawn(jwt, options.through_proxy).await
+    let jwt = jwt_settings(options.issuer.clone(), options.audience.clone());
+    spawn(jwt, options).await
 }
 
 /// An app that checks tokens with `jwt`, e.g. an RS256 public key. With a key that cannot sign,
 /// `token_for` and the fixtures that give users tokens panic: use `create_user` and sign tokens
 /// in the test.
 pub async fn spawn_app_with_jwt(jwt: JwtSettings) -> TestApp {
-    spawn(jwt, false).await
+    spawn(jwt, AppOptions::default()).await
 }
 
-async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
+/// `options.issuer` and `options.audience` are in `jwt` already.
+async fn spawn(jwt: JwtSettings, options: AppOptions) -> TestApp {
     let db = common::fresh_database().await;
-    let proxy = match through_proxy {
+    let proxy = match options.through_proxy {
         true => Some(DbProxy::start(&db.url).await),
         false => None,
     };
     let database_url = proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone());
-    let settings = Settings {
+    let mut settings = Settings {
         database_role: Some("roster_app".into()),
         bind_addr: "127.0.0.1:0".into(),
         // No cache: every request reads the database (the cache's own tests cover it).
@@ -136,6 +139,9 @@ async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
         body_limit: BODY_LIMIT,
         ..Settings::new(database_url, jwt.clone())
     };
+    if let Some(configure) = options.configure {
+        configure(&mut settings);
+    }
     let app = roster::startup::Application::build(settings)
         .await
         .expect("build the application");
@@ -151,7 +157,7 @@ async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
         sql,
         proxy,
         http: reqwest::Client::new(),
-        _db: db,
+        db,
     }
 }
 
@@ -173,6 +179,12 @@ async fn send(request: RequestBuilder) -> Response {
 // Fixtures
 // ----------------------------------------------------------------------------------------------
 impl TestApp {
+    /// Another superuser connection to the test database, e.g. to hold a lock while `sql`
+    /// watches.
+    pub async fn sql_connection(&self) -> tokio_postgres::Client {
+        self.db.client().await
+    }
+
     pub async fn create_tenant(&self, slug: &str) -> Uuid {
         create_tenant(&self.sql, slug).await
     }

@@ -15,3 +15,4 @@ mod pagination;
 mod permissions;
 mod rs256;
 mod shutdown;
+mod timeouts;

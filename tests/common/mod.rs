@@ -80,6 +80,20 @@ pub async fn fresh_database() -> TestDatabase {
     }
 }
 
+/// Creates an empty database (no schema, no migrations), dropped like the others.
+pub async fn empty_database() -> TestDatabase {
+    let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = connect(&server_url("postgres")).await;
+    admin
+        .batch_execute(&format!("create database {}", quote_ident(&name)))
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    TestDatabase {
+        url: server_url(&name),
+        name,
+    }
+}
+
 /// Returns the name of the template for the current migrations, building it if missing.
 async fn ensure_template() -> String {
     // Named after the migrations compiled into the crate under test, not the files on disk:
