@@ -261,7 +261,7 @@ impl Cache {
             // Redis lost everything (restart, flush): entries are gone too. Start an epoch so
             // that what this request reads can be stored.
             let epoch = self.install_missing_epoch().await;
-            self.metrics.cache_misses.add(keys.len() as u64);
+            self.metrics.cache_misses.inc_by(keys.len() as u64);
             return Lookup {
                 epoch,
                 values: vec![None; keys.len()],
@@ -275,8 +275,8 @@ impl Cache {
                 .collect()
         };
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;
-        self.metrics.cache_hits.add(hits);
-        self.metrics.cache_misses.add(keys.len() as u64 - hits);
+        self.metrics.cache_hits.inc_by(hits);
+        self.metrics.cache_misses.inc_by(keys.len() as u64 - hits);
         Lookup {
             epoch: Some(epoch),
             values,
@@ -413,14 +413,14 @@ impl Cache {
     }
 
     fn failed(&self, operation: &str, error: &redis::RedisError) {
-        self.metrics.cache_errors.add(1);
+        self.metrics.cache_errors.inc();
         if !self.redis_failing.swap(true, Ordering::Relaxed) {
             log::warn!("cache {operation} failed, serving from the database: {error}");
         }
     }
 
     fn timed_out(&self, operation: &str) {
-        self.metrics.cache_errors.add(1);
+        self.metrics.cache_errors.inc();
         if !self.redis_failing.swap(true, Ordering::Relaxed) {
             log::warn!(
                 "cache {operation} took over {} ms, serving from the database",

@@ -113,7 +113,7 @@ async fn listen_once(
         .await
         .map_err(|_| format!("no answer to LISTEN within {HEARTBEAT:?}"))?
         .map_err(|e| format!("cannot listen: {e}"))?;
-        metrics.listener_reconnects.add(1);
+        metrics.listener_reconnects.inc();
         // Anything that changed while we were not listening is unknown: start afresh.
         cache
             .start_epoch()
@@ -131,7 +131,7 @@ async fn listen_once(
             tokio::select! {
                 payload = notifications.recv() => {
                     let Some(payload) = payload else { break };
-                    metrics.notifications.add(1);
+                    metrics.notifications.inc();
                     apply(cache, &payload)
                         .await
                         .inspect_err(|_| cache.set_listening(false))?;

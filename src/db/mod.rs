@@ -140,7 +140,7 @@ async fn prepare(client: &Client, sql: &str) -> Result<tokio_postgres::Statement
     let cached = client.client.statement_cache.size();
     let statement = client.client.prepare_cached(sql).await?;
     let prepared = u64::from(client.client.statement_cache.size() > cached);
-    client.metrics.db_round_trips.add(1 + prepared);
+    client.metrics.db_round_trips.inc_by(1 + prepared);
     Ok(statement)
 }
 
