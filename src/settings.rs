@@ -8,10 +8,15 @@ use std::time::Duration;
 /// Everything `roster serve` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The owner's login: migrations (and, without `database_app_url`, the API).
     pub database_url: String,
-    /// Role the pool's connections switch to (`set role`), so that the API holds only the
-    /// function grants of `roster_app` even when DATABASE_URL logs in as a superuser. Empty
-    /// keeps the login role.
+    /// The login the API serves through (its pool and its change listener): a member of
+    /// `roster_app` only. None: the API serves through `database_url`, as the owner.
+    pub database_app_url: Option<String>,
+    /// Role the pool's connections switch to (`set role`) once logged in. Serving through the
+    /// owner's login it is `roster_app` by default, which keeps honest code to the function
+    /// grants; `reset role` undoes it, which is why `database_app_url` exists. None keeps the
+    /// login role.
     pub database_role: Option<String>,
     pub bind_addr: String,
     /// No cache when None.
@@ -93,6 +98,7 @@ impl Settings {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Settings {
             database_url: database_url.into(),
+            database_app_url: None,
             database_role: Some("roster_app".to_owned()),
             bind_addr: DEFAULT_BIND_ADDR.to_owned(),
             redis_url: None,
@@ -111,14 +117,26 @@ impl Settings {
         }
     }
 
+    /// The login the API serves through, and the variable that names it.
+    pub fn serving_url(&self) -> (&'static str, &str) {
+        match &self.database_app_url {
+            Some(url) => ("DATABASE_APP_URL", url),
+            None => ("DATABASE_URL", &self.database_url),
+        }
+    }
+
     pub fn from_env() -> Result<Settings, SettingsError> {
         let defaults = Settings::new(database_url_from_env()?, JwtSettings::from_env()?);
+        let database_app_url = var("DATABASE_APP_URL")?.filter(|url| !url.is_empty());
         Ok(Settings {
             database_role: match var("DATABASE_ROLE")? {
+                // An app login holds roster_app's grants itself (a member that inherits).
+                None if database_app_url.is_some() => None,
                 None => defaults.database_role.clone(),
                 Some(role) if role.is_empty() => None,
                 Some(role) => Some(role),
             },
+            database_app_url,
             bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| defaults.bind_addr.clone()),
             redis_url: var("REDIS_URL")?.filter(|url| !url.is_empty()),
             cache_namespace: var("CACHE_NAMESPACE")?

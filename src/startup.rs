@@ -40,8 +40,12 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
-    #[error("DATABASE_URL: cannot connect")]
-    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The variable that names the database (`DATABASE_URL`, `DATABASE_APP_URL`), and why.
+    #[error("{0}: cannot connect")]
+    Database(
+        &'static str,
+        #[source] Box<dyn std::error::Error + Send + Sync>,
+    ),
     #[error("REDIS_URL: invalid")]
     Redis(#[source] redis::RedisError),
 }
@@ -61,12 +65,20 @@ impl Application {
     ) -> Result<Application, StartupError> {
         let verifier = web::Data::new(JwtVerifier::new(&settings.jwt)?);
         let pool = build_pool(&settings)?;
-        // Fail now, with a clear message, if the database or DATABASE_ROLE is wrong.
-        drop(
-            pool.get()
-                .await
-                .map_err(|e| StartupError::Database(Box::new(e)))?,
-        );
+        // Fail now, with a clear message, if the database or DATABASE_ROLE is wrong; say so if
+        // the login is more powerful than the API needs.
+        let (variable, _) = settings.serving_url();
+        let database_error =
+            |e: Box<dyn std::error::Error + Send + Sync>| StartupError::Database(variable, e);
+        let client = pool.get().await.map_err(|e| database_error(Box::new(e)))?;
+        let login = db::session_login(&client)
+            .await
+            .map_err(|e| database_error(Box::new(e)))?;
+        drop(client);
+        match login_warning(settings.database_app_url.is_some(), &login) {
+            Some((level, message)) => log::log!(level, "{message}"),
+            None => log::info!("serving through login {} ({variable})", login.name),
+        }
         let metrics = Arc::new(Metrics::default());
         let (cache, change_listener) = match &settings.redis_url {
             None => {
@@ -85,7 +97,7 @@ impl Application {
                 .map_err(StartupError::Redis)?;
                 let cache = Arc::new(cache);
                 let change_listener = tokio::spawn(crate::listener::run(
-                    settings.database_url.clone(),
+                    settings.serving_url().1.to_owned(),
                     cache.clone(),
                     metrics.clone(),
                 ));
@@ -191,11 +203,50 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// What to say at start-up about the login the API serves through, if anything: it should be
+/// a member of `roster_app` only (DATABASE_APP_URL). Serving as the owner (DATABASE_URL) holds
+/// the owner's powers behind a `set role` that `reset role` undoes; as a superuser, everything.
+pub fn login_warning(through_app_url: bool, login: &db::Login) -> Option<(log::Level, String)> {
+    let name = &login.name;
+    match (through_app_url, login.superuser) {
+        (true, true) => Some((
+            log::Level::Error,
+            format!(
+                "DATABASE_APP_URL logs in as {name}, a SUPERUSER: any statement the API is made to \
+                 run can do anything; use a login that is a member of roster_app only"
+            ),
+        )),
+        (false, true) => Some((
+            log::Level::Error,
+            format!(
+                "serving as {name}, a SUPERUSER (DATABASE_URL): `set role` is undone by `reset role`, \
+                 so any statement the API is made to run can do anything; set DATABASE_APP_URL to a \
+                 login that is a member of roster_app only"
+            ),
+        )),
+        (false, false) => Some((
+            log::Level::Warn,
+            format!(
+                "serving as {name}, the owner (DATABASE_URL): set DATABASE_APP_URL to a login that \
+                 is a member of roster_app only"
+            ),
+        )),
+        (true, false) if !login.acts_as_app => Some((
+            log::Level::Warn,
+            format!(
+                "DATABASE_APP_URL logs in as {name}, which does not hold roster_app's grants (not a \
+                 member that inherits, and DATABASE_ROLE is not roster_app): requests will fail"
+            ),
+        )),
+        (true, false) => None,
+    }
+}
+
 fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
-    let mut config: tokio_postgres::Config = settings
-        .database_url
+    let (variable, url) = settings.serving_url();
+    let mut config: tokio_postgres::Config = url
         .parse()
-        .map_err(|e| StartupError::Database(Box::new(e)))?;
+        .map_err(|e| StartupError::Database(variable, Box::new(e)))?;
     // Every statement of a request is bounded by the server itself, set at connect: a table
     // locked for minutes by a migration costs a request lock_timeout, not minutes.
     db::set_session_options(
@@ -234,7 +285,7 @@ fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
     }
     builder
         .build()
-        .map_err(|e| StartupError::Database(Box::new(e)))
+        .map_err(|e| StartupError::Database(variable, Box::new(e)))
 }
 
 fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
@@ -270,4 +321,83 @@ async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
         request.method().as_str(),
         request.path(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(name: &str, superuser: bool, acts_as_app: bool) -> db::Login {
+        db::Login {
+            name: name.to_owned(),
+            superuser,
+            acts_as_app,
+        }
+    }
+
+    #[test]
+    fn the_login_warning_fits_the_login() {
+        // (through DATABASE_APP_URL, login, expected level, words the message must hold)
+        let cases = [
+            (
+                false,
+                login("postgres", true, true),
+                Some(log::Level::Error),
+                "a SUPERUSER (DATABASE_URL)",
+                "the owner's login is a superuser",
+            ),
+            (
+                false,
+                login("roster_owner", false, true),
+                Some(log::Level::Warn),
+                "the owner (DATABASE_URL)",
+                "the owner's login is not a superuser",
+            ),
+            (
+                true,
+                login("root", true, true),
+                Some(log::Level::Error),
+                "DATABASE_APP_URL logs in as root, a SUPERUSER",
+                "the app login is a superuser",
+            ),
+            (
+                true,
+                login("roster_api", false, false),
+                Some(log::Level::Warn),
+                "does not hold roster_app's grants",
+                "the app login is not a member of roster_app",
+            ),
+            (
+                true,
+                login("roster_api", false, true),
+                None,
+                "",
+                "the app login is a member of roster_app only",
+            ),
+        ];
+        for (through_app_url, login, level, words, description) in cases {
+            let warning = login_warning(through_app_url, &login);
+            assert_eq!(
+                level,
+                warning.as_ref().map(|(level, _)| *level),
+                "{description}: {warning:?}"
+            );
+            if let Some((_, message)) = warning {
+                assert!(
+                    message.contains(words) && message.contains(&login.name),
+                    "{description}: {message:?} should name the login and say {words:?}"
+                );
+                assert!(
+                    !message.contains('\n') && !message.contains("  "),
+                    "{description}: one line, single-spaced: {message:?}"
+                );
+                if !through_app_url {
+                    assert!(
+                        message.contains("set DATABASE_APP_URL"),
+                        "{description}: says what to do"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -103,6 +103,37 @@ pub fn millis(duration: Duration) -> String {
     duration.as_millis().to_string()
 }
 
+/// Who a connection is logged in as, for the start-up warning.
+pub struct Login {
+    /// `session_user`: the login, whatever `set role` did.
+    pub name: String,
+    pub superuser: bool,
+    /// `current_user` holds roster_app's grants: it is roster_app, or a member that inherits.
+    pub acts_as_app: bool,
+}
+
+/// Not a request's statement: not counted in the metrics.
+pub async fn session_login(
+    client: &tokio_postgres::Client,
+) -> Result<Login, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "select session_user::text as name,
+                    (select r.rolsuper from pg_catalog.pg_roles r
+                      where r.rolname = session_user) as superuser,
+                    case when exists (select from pg_catalog.pg_roles where rolname = 'roster_app')
+                         then pg_catalog.pg_has_role(current_user, 'roster_app', 'usage')
+                         else false end as acts_as_app",
+            &[],
+        )
+        .await?;
+    Ok(Login {
+        name: row.try_get("name")?,
+        superuser: row.try_get("superuser")?,
+        acts_as_app: row.try_get("acts_as_app")?,
+    })
+}
+
 /// A pooled connection whose statements are counted as database round trips.
 pub struct Client {
     client: deadpool_postgres::Object,

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::common::{self, TestDatabase};
+use crate::common::{self, TestDatabase, TestLogin};
 
 /// 48 bytes: above the 32-byte minimum the app enforces for HS256.
 pub const JWT_SECRET: &[u8] = b"roster-api-tests-hs256-secret-0123456789abcdefgh";
@@ -74,6 +74,9 @@ pub struct AppOptions {
     pub through_proxy: bool,
     /// Changes the settings last, just before the app is built (timeouts, pool size).
     pub configure: Option<fn(&mut Settings)>,
+    /// Serve through a login of the test's own that is a member of roster_app only
+    /// (DATABASE_APP_URL), not as the owner with `set role roster_app`.
+    pub app_login: bool,
 }
 
 /// A user of the app with a valid token.
@@ -91,6 +94,8 @@ pub struct TestApp {
     /// A superuser connection to the test database, for fixtures.
     pub sql: tokio_postgres::Client,
     pub proxy: Option<DbProxy>,
+    /// The login the app serves through, with `AppOptions::app_login`.
+    pub login: Option<TestLogin>,
     http: reqwest::Client,
     // Held for its Drop, which drops the database; last, so that it goes after its users.
     db: TestDatabase,
@@ -139,6 +144,14 @@ async fn spawn(jwt: JwtSettings, options: AppOptions) -> TestApp {
         body_limit: BODY_LIMIT,
         ..Settings::new(database_url, jwt.clone())
     };
+    let login = match options.app_login {
+        true => Some(TestLogin::create().await),
+        false => None,
+    };
+    if let Some(login) = &login {
+        settings.database_app_url = Some(login.url(&db));
+        settings.database_role = None;
+    }
     if let Some(configure) = options.configure {
         configure(&mut settings);
     }
@@ -156,6 +169,7 @@ async fn spawn(jwt: JwtSettings, options: AppOptions) -> TestApp {
         tenant,
         sql,
         proxy,
+        login,
         http: reqwest::Client::new(),
         db,
     }
@@ -183,6 +197,13 @@ impl TestApp {
     /// watches.
     pub async fn sql_connection(&self) -> tokio_postgres::Client {
         self.db.client().await
+    }
+
+    /// A connection to the test database as the login the app serves through
+    /// (`AppOptions::app_login`).
+    pub async fn login_connection(&self) -> tokio_postgres::Client {
+        let login = self.login.as_ref().expect("an app spawned with app_login");
+        common::connect(&login.url(&self.db)).await
     }
 
     pub async fn create_tenant(&self, slug: &str) -> Uuid {

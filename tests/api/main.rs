@@ -8,6 +8,7 @@ mod errors;
 mod health;
 mod helpers;
 mod invitations;
+mod logins;
 mod members;
 mod openapi;
 mod organizations;
