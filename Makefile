@@ -27,9 +27,15 @@ run: export JWT_SECRET ?= roster-dev-secret-change-me-0123456789abcdef
 run: export REDIS_URL ?= redis://127.0.0.1:6379
 run: export BIND_ADDR ?= 127.0.0.1:8080
 
-run: db redis ## Migrate, seed a demo tenant if empty, print a curl line, and serve on BIND_ADDR
+# The API serves through a login of its own, a member of roster_app only (README, "Database
+# logins"): DATABASE_APP_URL if set, else .ci/ensure-app-login.sh creates roster_api.
+run: db redis ## Migrate, seed a demo tenant if empty, create the API's login, print a curl line, and serve on BIND_ADDR
 	cargo build --release --quiet
 	./target/release/roster demo
+	if [ -z "$${DATABASE_APP_URL:-}" ]; then \
+		DATABASE_APP_URL=$$(bash .ci/ensure-app-login.sh) || exit 1; \
+		export DATABASE_APP_URL; \
+	fi; \
 	exec ./target/release/roster serve
 
 test: db redis ## Run every test (unit and integration)

@@ -416,8 +416,8 @@ impl Cache {
             }
         }
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;
-        self.metrics.cache_hits.add(hits);
-        self.metrics.cache_misses.add(keys.len() as u64 - hits);
+        self.metrics.cache_hits.inc_by(hits);
+        self.metrics.cache_misses.inc_by(keys.len() as u64 - hits);
         Lookup {
             epoch,
             values,
@@ -710,7 +710,7 @@ impl Cache {
     /// else wrote to our keys, or CACHE_KEY differs between instances. At most one warning a
     /// minute.
     fn forgery(&self, key: &str) {
-        self.metrics.cache_errors.add(1);
+        self.metrics.cache_errors.inc();
         let now = self.created.elapsed().as_secs() + 1;
         let last = self.last_forgery_warning.load(Ordering::Relaxed);
         if (last == 0 || now >= last + 60)
@@ -726,14 +726,14 @@ impl Cache {
     }
 
     fn failed(&self, operation: &str, error: &redis::RedisError) {
-        self.metrics.cache_errors.add(1);
+        self.metrics.cache_errors.inc();
         if !self.redis_failing.swap(true, Ordering::Relaxed) {
             log::warn!("cache {operation} failed, serving from the database: {error}");
         }
     }
 
     fn timed_out(&self, operation: &str) {
-        self.metrics.cache_errors.add(1);
+        self.metrics.cache_errors.inc();
         if !self.redis_failing.swap(true, Ordering::Relaxed) {
             log::warn!(
                 "cache {operation} took over {} ms, serving from the database",

@@ -48,8 +48,9 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
-    /// 503 Service Unavailable: the database is unreachable, the pool is exhausted past its
-    /// timeout, or a concurrent write asks for a retry.
+    /// 503 Service Unavailable: the database is unreachable, no pooled connection was had
+    /// within the pool's timeout, or a statement ran past its statement timeout. (A concurrent
+    /// write or a held lock asking for a retry is a `Rejected` 503 with code `retry`.)
     #[error("{0}")]
     Unavailable(String),
     /// 500 Internal Server Error: a bug. The cause is logged, never shown to the client.
@@ -266,7 +267,18 @@ impl From<tokio_postgres::Error> for ApiError {
         match (code, status) {
             (_, 401) => ApiError::inactive_user(message.to_owned()),
             (_, 500) => ApiError::Internal(Box::new(error)),
+            // statement_timeout (or a DBA's pg_cancel_backend): the database is too slow now.
+            ("unavailable", _) if sqlstate == "57014" => {
+                ApiError::Unavailable(format!("database too slow: {message}"))
+            }
             ("unavailable", _) => ApiError::Unavailable(format!("database unavailable: {message}")),
+            // lock_timeout: another session holds what the statement needs (a migration
+            // holding a table, a long transaction); trying again later is the answer.
+            ("retry", _) if sqlstate == "55P03" => ApiError::rejected(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "retry",
+                "the data is locked by another database session; retry the request",
+            ),
             ("retry", _) => ApiError::rejected(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "retry",

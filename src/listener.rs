@@ -26,6 +26,9 @@ pub const APPLICATION_NAME: &str = "roster change listener";
 
 /// How often the listener checks that its connection still answers, and how long it waits.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long connecting (TCP, start-up, authentication) may take: a server that accepts and
+/// then says nothing would otherwise stall reconnecting for good.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One notification's payload.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -75,16 +78,21 @@ async fn listen_once(
     cache: &Cache,
     metrics: &Metrics,
 ) -> (bool, Result<(), String>) {
-    let mut config: tokio_postgres::Config = match database_url.parse() {
+    let config = match listener_config(database_url) {
         Ok(config) => config,
         Err(error) => return (false, Err(format!("invalid database url: {error}"))),
     };
-    // So that a DBA (and the tests) can tell this session in pg_stat_activity.
-    config.application_name(APPLICATION_NAME);
-    let (client, mut connection) = match config.connect(NoTls).await {
-        Ok(connected) => connected,
-        Err(error) => return (false, Err(format!("cannot connect: {error}"))),
-    };
+    let (client, mut connection) =
+        match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(error)) => return (false, Err(format!("cannot connect: {error}"))),
+            Err(_) => {
+                return (
+                    false,
+                    Err(format!("cannot connect within {CONNECT_TIMEOUT:?}")),
+                )
+            }
+        };
     let (sender, mut notifications) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -104,11 +112,14 @@ async fn listen_once(
     });
     let mut listened = false;
     let result = async {
-        client
-            .batch_execute(&format!("listen {CHANNEL}"))
-            .await
-            .map_err(|e| format!("cannot listen: {e}"))?;
-        metrics.listener_reconnects.add(1);
+        tokio::time::timeout(
+            HEARTBEAT,
+            client.batch_execute(&format!("listen {CHANNEL}")),
+        )
+        .await
+        .map_err(|_| format!("no answer to LISTEN within {HEARTBEAT:?}"))?
+        .map_err(|e| format!("cannot listen: {e}"))?;
+        metrics.listener_reconnects.inc();
         // Anything that changed while we were not listening is unknown: start afresh.
         cache
             .start_epoch()
@@ -126,7 +137,7 @@ async fn listen_once(
             tokio::select! {
                 payload = notifications.recv() => {
                     let Some(payload) = payload else { break };
-                    metrics.notifications.add(1);
+                    metrics.notifications.inc();
                     apply(cache, &payload)
                         .await
                         .inspect_err(|_| cache.set_listening(false))?;
@@ -146,6 +157,22 @@ async fn listen_once(
     cache.set_listening(false);
     driver.abort();
     (listened, result)
+}
+
+/// The listener's own limits, not the pool's: its statements (LISTEN, the empty heartbeat
+/// query) take no lock and answer at once, so the heartbeat's bound is the server's too.
+fn listener_config(database_url: &str) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
+    let mut config: tokio_postgres::Config = database_url.parse()?;
+    // So that a DBA (and the tests) can tell this session in pg_stat_activity.
+    config.application_name(APPLICATION_NAME);
+    crate::db::set_session_options(
+        &mut config,
+        &[
+            ("statement_timeout", crate::db::millis(HEARTBEAT)),
+            ("lock_timeout", crate::db::millis(HEARTBEAT)),
+        ],
+    );
+    Ok(config)
 }
 
 async fn apply(cache: &Cache, payload: &str) -> Result<(), String> {

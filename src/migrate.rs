@@ -45,7 +45,18 @@ impl fmt::Display for AppliedMigration {
 /// it does not exist. Returns the migrations applied by this call, oldest first (empty when the
 /// database was already up to date).
 pub async fn migrate(database_url: &str) -> Result<Vec<AppliedMigration>, MigrateError> {
-    let config = Config::from_str(database_url).map_err(MigrateError::InvalidUrl)?;
+    let mut config = Config::from_str(database_url).map_err(MigrateError::InvalidUrl)?;
+    // A migration may rewrite a table or wait its turn behind long transactions: whatever the
+    // server, the database or the login sets for ordinary sessions (the API's request timeouts
+    // included, should a DBA put them on the role), it runs unbounded.
+    crate::db::set_session_options(
+        &mut config,
+        &[
+            ("statement_timeout", "0".to_owned()),
+            ("lock_timeout", "0".to_owned()),
+            ("idle_in_transaction_session_timeout", "0".to_owned()),
+        ],
+    );
     let mut client = connect_or_create(&config).await?;
     let report = migrations::runner().run_async(&mut client).await?;
     Ok(report

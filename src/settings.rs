@@ -8,10 +8,15 @@ use std::time::Duration;
 /// Everything `roster serve` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The owner's login: migrations (and, without `database_app_url`, the API).
     pub database_url: String,
-    /// Role the pool's connections switch to (`set role`), so that the API holds only the
-    /// function grants of `roster_app` even when DATABASE_URL logs in as a superuser. Empty
-    /// keeps the login role.
+    /// The login the API serves through (its pool and its change listener): a member of
+    /// `roster_app` only. None: the API serves through `database_url`, as the owner.
+    pub database_app_url: Option<String>,
+    /// Role the pool's connections switch to (`set role`) once logged in. Serving through the
+    /// owner's login it is `roster_app` by default, which keeps honest code to the function
+    /// grants; `reset role` undoes it, which is why `database_app_url` exists. None keeps the
+    /// login role.
     pub database_role: Option<String>,
     pub bind_addr: String,
     /// No cache when None.
@@ -28,8 +33,15 @@ pub struct Settings {
     pub cache_ttl_seconds: u64,
     pub jwt: JwtSettings,
     pub pool_size: usize,
-    /// How long a request waits for a pooled connection before answering 503.
+    /// How long a request may take to get a pooled connection, all told (waiting for one to
+    /// free up, opening a new one), before answering 503 `unavailable`.
     pub pool_timeout: Duration,
+    /// `statement_timeout` of the pool's connections: a statement that runs longer is cancelled
+    /// by the server (SQLSTATE 57014, 503 `unavailable`).
+    pub statement_timeout: Duration,
+    /// `lock_timeout` of the pool's connections: a statement that waits longer for one lock
+    /// (a DBA's migration holding a table, say) gives up (55P03, 503 `retry`).
+    pub lock_timeout: Duration,
     /// Request bodies over this many bytes get 413.
     pub body_limit: usize,
 }
@@ -91,8 +103,43 @@ pub const DEFAULT_JWT_MAX_LIFETIME_SECONDS: u64 = 24 * 3600;
 pub const MIN_SECRET_BYTES: usize = 32;
 
 impl Settings {
-    pub fn from_env() -> Result<Settings, SettingsError> {
+    /// The defaults of every optional setting (those of the configuration table in the README),
+    /// so that code and tests set only what they care about.
+    pub fn new(database_url: impl Into<String>, jwt: JwtSettings) -> Settings {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Settings {
+            database_url: database_url.into(),
+            database_app_url: None,
+            database_role: Some("roster_app".to_owned()),
+            bind_addr: DEFAULT_BIND_ADDR.to_owned(),
+            redis_url: None,
+            cache_key: None,
+            cache_namespace: "roster".to_owned(),
+            redis_timeout: Duration::from_millis(100),
+            cache_ttl_seconds: 300,
+            jwt,
+            // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
+            pool_size: cores * 4,
+            pool_timeout: Duration::from_millis(2_000),
+            statement_timeout: Duration::from_millis(5_000),
+            // Ordinary row-lock waits between writers last milliseconds; a longer wait is a
+            // table lock that will not go away soon: tell the client to retry instead.
+            lock_timeout: Duration::from_millis(1_000),
+            body_limit: 64 * 1024,
+        }
+    }
+
+    /// The login the API serves through, and the variable that names it.
+    pub fn serving_url(&self) -> (&'static str, &str) {
+        match &self.database_app_url {
+            Some(url) => ("DATABASE_APP_URL", url),
+            None => ("DATABASE_URL", &self.database_url),
+        }
+    }
+
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        let defaults = Settings::new(database_url_from_env()?, JwtSettings::from_env()?);
+        let database_app_url = var("DATABASE_APP_URL")?.filter(|url| !url.is_empty());
         let redis_url = var("REDIS_URL")?.filter(|url| !url.is_empty());
         let cache_key = match (&redis_url, var("CACHE_KEY")?) {
             (_, Some(key)) if key.len() < MIN_SECRET_BYTES => {
@@ -110,31 +157,34 @@ impl Settings {
             (_, key) => key.map(String::into_bytes),
         };
         Ok(Settings {
-            database_url: database_url_from_env()?,
             database_role: match var("DATABASE_ROLE")? {
-                None => Some("roster_app".to_owned()),
+                // An app login holds roster_app's grants itself (a member that inherits).
+                None if database_app_url.is_some() => None,
+                None => defaults.database_role.clone(),
                 Some(role) if role.is_empty() => None,
                 Some(role) => Some(role),
             },
-            bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| DEFAULT_BIND_ADDR.to_owned()),
+            database_app_url,
+            bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| defaults.bind_addr.clone()),
             redis_url,
             cache_key,
             cache_namespace: var("CACHE_NAMESPACE")?
                 .filter(|ns| !ns.is_empty())
-                .unwrap_or_else(|| "roster".to_owned()),
-            redis_timeout: Duration::from_millis(parse_var("REDIS_TIMEOUT_MS", 100, |ms: u64| {
-                ms >= 1
-            })?),
-            cache_ttl_seconds: parse_var("CACHE_TTL_SECONDS", 300, |s: u64| {
+                .unwrap_or_else(|| defaults.cache_namespace.clone()),
+            redis_timeout: parse_ms("REDIS_TIMEOUT_MS", defaults.redis_timeout, |ms| ms >= 1)?,
+            cache_ttl_seconds: parse_var("CACHE_TTL_SECONDS", defaults.cache_ttl_seconds, |s| {
                 (1..=86_400).contains(&s)
             })?,
-            jwt: JwtSettings::from_env()?,
-            // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
-            pool_size: parse_var("POOL_SIZE", cores * 4, |n: usize| n >= 1)?,
-            pool_timeout: Duration::from_millis(parse_var("POOL_TIMEOUT_MS", 2_000, |ms: u64| {
-                ms >= 1
-            })?),
-            body_limit: parse_var("BODY_LIMIT_BYTES", 64 * 1024, |n: usize| n >= 1024)?,
+            pool_size: parse_var("POOL_SIZE", defaults.pool_size, |n| n >= 1)?,
+            pool_timeout: parse_ms("POOL_TIMEOUT_MS", defaults.pool_timeout, |ms| ms >= 1)?,
+            statement_timeout: parse_ms(
+                "DB_STATEMENT_TIMEOUT_MS",
+                defaults.statement_timeout,
+                |ms| ms >= 1,
+            )?,
+            lock_timeout: parse_ms("DB_LOCK_TIMEOUT_MS", defaults.lock_timeout, |ms| ms >= 1)?,
+            body_limit: parse_var("BODY_LIMIT_BYTES", defaults.body_limit, |n| n >= 1024)?,
+            ..defaults
         })
     }
 }
@@ -191,6 +241,16 @@ fn var(name: &'static str) -> Result<Option<String>, SettingsError> {
         Err(env::VarError::NotPresent) => Ok(None),
         Err(env::VarError::NotUnicode(_)) => Err(SettingsError::new(name, "not valid UTF-8")),
     }
+}
+
+/// A duration in whole milliseconds.
+fn parse_ms(
+    name: &'static str,
+    default: Duration,
+    valid: impl Fn(u64) -> bool,
+) -> Result<Duration, SettingsError> {
+    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    parse_var(name, default, valid).map(Duration::from_millis)
 }
 
 fn parse_var<T>(

@@ -15,7 +15,7 @@ use tokio_postgres::NoTls;
 
 use crate::auth::JwtVerifier;
 use crate::cache::{Cache, CacheConfig, FillHook};
-use crate::db::Db;
+use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::extract::BodyLimit;
 use crate::metrics::{Metrics, RecordRequests};
@@ -40,8 +40,12 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
-    #[error("DATABASE_URL: cannot connect")]
-    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The variable that names the database (`DATABASE_URL`, `DATABASE_APP_URL`), and why.
+    #[error("{0}: cannot connect")]
+    Database(
+        &'static str,
+        #[source] Box<dyn std::error::Error + Send + Sync>,
+    ),
     #[error("REDIS_URL: invalid")]
     Redis(#[source] redis::RedisError),
 }
@@ -61,12 +65,20 @@ impl Application {
     ) -> Result<Application, StartupError> {
         let verifier = web::Data::new(JwtVerifier::new(&settings.jwt)?);
         let pool = build_pool(&settings)?;
-        // Fail now, with a clear message, if the database or DATABASE_ROLE is wrong.
-        drop(
-            pool.get()
-                .await
-                .map_err(|e| StartupError::Database(Box::new(e)))?,
-        );
+        // Fail now, with a clear message, if the database or DATABASE_ROLE is wrong; say so if
+        // the login is more powerful than the API needs.
+        let (variable, _) = settings.serving_url();
+        let database_error =
+            |e: Box<dyn std::error::Error + Send + Sync>| StartupError::Database(variable, e);
+        let client = pool.get().await.map_err(|e| database_error(Box::new(e)))?;
+        let login = db::session_login(&client)
+            .await
+            .map_err(|e| database_error(Box::new(e)))?;
+        drop(client);
+        match login_warning(settings.database_app_url.is_some(), &login) {
+            Some((level, message)) => log::log!(level, "{message}"),
+            None => log::info!("serving through login {} ({variable})", login.name),
+        }
         let metrics = Arc::new(Metrics::default());
         let (cache, change_listener) = match &settings.redis_url {
             None => {
@@ -92,7 +104,7 @@ impl Application {
                 let cache = Arc::new(cache);
                 tokio::spawn(warn_about_eviction_policy(cache.clone()));
                 let change_listener = tokio::spawn(crate::listener::run(
-                    settings.database_url.clone(),
+                    settings.serving_url().1.to_owned(),
                     cache.clone(),
                     metrics.clone(),
                 ));
@@ -100,7 +112,7 @@ impl Application {
             }
         };
         let state = web::Data::new(AppState {
-            db: Db::new(pool, metrics.clone()),
+            db: Db::new(pool, metrics.clone(), settings.pool_timeout),
             cache,
             metrics: metrics.clone(),
         });
@@ -222,11 +234,59 @@ pub fn default_headers() -> DefaultHeaders {
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
 }
 
+/// What to say at start-up about the login the API serves through, if anything: it should be
+/// a member of `roster_app` only (DATABASE_APP_URL). Serving as the owner (DATABASE_URL) holds
+/// the owner's powers behind a `set role` that `reset role` undoes; as a superuser, everything.
+pub fn login_warning(through_app_url: bool, login: &db::Login) -> Option<(log::Level, String)> {
+    let name = &login.name;
+    match (through_app_url, login.superuser) {
+        (true, true) => Some((
+            log::Level::Error,
+            format!(
+                "DATABASE_APP_URL logs in as {name}, a SUPERUSER: any statement the API is made to \
+                 run can do anything; use a login that is a member of roster_app only"
+            ),
+        )),
+        (false, true) => Some((
+            log::Level::Error,
+            format!(
+                "serving as {name}, a SUPERUSER (DATABASE_URL): `set role` is undone by `reset role`, \
+                 so any statement the API is made to run can do anything; set DATABASE_APP_URL to a \
+                 login that is a member of roster_app only"
+            ),
+        )),
+        (false, false) => Some((
+            log::Level::Warn,
+            format!(
+                "serving as {name}, the owner (DATABASE_URL): set DATABASE_APP_URL to a login that \
+                 is a member of roster_app only"
+            ),
+        )),
+        (true, false) if !login.acts_as_app => Some((
+            log::Level::Warn,
+            format!(
+                "DATABASE_APP_URL logs in as {name}, which does not hold roster_app's grants (not a \
+                 member that inherits, and DATABASE_ROLE is not roster_app): requests will fail"
+            ),
+        )),
+        (true, false) => None,
+    }
+}
+
 fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
-    let config: tokio_postgres::Config = settings
-        .database_url
+    let (variable, url) = settings.serving_url();
+    let mut config: tokio_postgres::Config = url
         .parse()
-        .map_err(|e| StartupError::Database(Box::new(e)))?;
+        .map_err(|e| StartupError::Database(variable, Box::new(e)))?;
+    // Every statement of a request is bounded by the server itself, set at connect: a table
+    // locked for minutes by a migration costs a request lock_timeout, not minutes.
+    db::set_session_options(
+        &mut config,
+        &[
+            ("statement_timeout", db::millis(settings.statement_timeout)),
+            ("lock_timeout", db::millis(settings.lock_timeout)),
+        ],
+    );
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -237,6 +297,8 @@ fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
     let mut builder = Pool::builder(manager)
         .max_size(settings.pool_size)
         .runtime(Runtime::Tokio1)
+        // Db::client bounds getting a connection as a whole; these keep each phase bounded for
+        // the other callers of `pool.get()` (the start-up check).
         .wait_timeout(Some(settings.pool_timeout))
         .create_timeout(Some(settings.pool_timeout))
         .recycle_timeout(Some(settings.pool_timeout));
@@ -254,7 +316,7 @@ fn build_pool(settings: &Settings) -> Result<Pool, StartupError> {
     }
     builder
         .build()
-        .map_err(|e| StartupError::Database(Box::new(e)))
+        .map_err(|e| StartupError::Database(variable, Box::new(e)))
 }
 
 fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
@@ -295,11 +357,11 @@ async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::test;
+    use actix_web::test as actix_test;
 
     #[actix_web::test]
     async fn default_headers_leave_a_responses_own_cache_control_alone() {
-        let app = test::init_service(
+        let app = actix_test::init_service(
             App::new()
                 .wrap(default_headers())
                 .route("/data", web::get().to(HttpResponse::Ok))
@@ -314,8 +376,11 @@ mod tests {
         )
         .await;
         for (path, cache_control) in [("/data", "no-store"), ("/asset", "public, max-age=3600")] {
-            let response =
-                test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+            let response = actix_test::call_service(
+                &app,
+                actix_test::TestRequest::get().uri(path).to_request(),
+            )
+            .await;
             let headers = response.headers();
             let value = |name| headers.get(name).and_then(|v| v.to_str().ok());
             assert_eq!(Some(cache_control), value(header::CACHE_CONTROL), "{path}");
@@ -324,6 +389,80 @@ mod tests {
                 value(header::X_CONTENT_TYPE_OPTIONS),
                 "{path}"
             );
+        }
+    }
+
+    fn login(name: &str, superuser: bool, acts_as_app: bool) -> db::Login {
+        db::Login {
+            name: name.to_owned(),
+            superuser,
+            acts_as_app,
+        }
+    }
+
+    #[test]
+    fn the_login_warning_fits_the_login() {
+        // (through DATABASE_APP_URL, login, expected level, words the message must hold)
+        let cases = [
+            (
+                false,
+                login("postgres", true, true),
+                Some(log::Level::Error),
+                "a SUPERUSER (DATABASE_URL)",
+                "the owner's login is a superuser",
+            ),
+            (
+                false,
+                login("roster_owner", false, true),
+                Some(log::Level::Warn),
+                "the owner (DATABASE_URL)",
+                "the owner's login is not a superuser",
+            ),
+            (
+                true,
+                login("root", true, true),
+                Some(log::Level::Error),
+                "DATABASE_APP_URL logs in as root, a SUPERUSER",
+                "the app login is a superuser",
+            ),
+            (
+                true,
+                login("roster_api", false, false),
+                Some(log::Level::Warn),
+                "does not hold roster_app's grants",
+                "the app login is not a member of roster_app",
+            ),
+            (
+                true,
+                login("roster_api", false, true),
+                None,
+                "",
+                "the app login is a member of roster_app only",
+            ),
+        ];
+        for (through_app_url, login, level, words, description) in cases {
+            let warning = login_warning(through_app_url, &login);
+            assert_eq!(
+                level,
+                warning.as_ref().map(|(level, _)| *level),
+                "{description}: {warning:?}"
+            );
+            if let Some((_, message)) = warning {
+                assert!(
+                    message.contains(words) && message.contains(&login.name),
+                    "{description}: {message:?} should name the login and say {words:?}"
+                );
+                assert!(
+                    !message.contains('\n') && !message.contains("  "),
+                    "{description}: one line, single-spaced: {message:?}"
+                );
+                if !through_app_url {
+                    assert!(
+                        message.contains("set DATABASE_APP_URL"),
+                        "{description}: says what to do"
+                    );
+                }
+            }
         }
     }
 }

@@ -26,7 +26,9 @@ pub mod authz;
 pub mod members;
 pub mod organizations;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio_postgres::types::ToSql;
@@ -40,17 +42,33 @@ use crate::metrics::{Metrics, PoolStatus};
 pub struct Db {
     pool: Pool,
     metrics: Arc<Metrics>,
+    /// The one bound on getting a connection (`POOL_TIMEOUT_MS`).
+    timeout: Duration,
 }
 
 impl Db {
-    pub fn new(pool: Pool, metrics: Arc<Metrics>) -> Db {
-        Db { pool, metrics }
+    pub fn new(pool: Pool, metrics: Arc<Metrics>, timeout: Duration) -> Db {
+        Db {
+            pool,
+            metrics,
+            timeout,
+        }
     }
 
-    /// A pooled connection; 503 when none frees up within the pool's timeout.
+    /// A pooled connection; 503 when none is had within the pool's timeout. deadpool bounds
+    /// waiting for a slot, opening a connection and recycling one each on its own, so that a
+    /// request could spend the sum of the three: this bounds them together.
     pub async fn client(&self) -> Result<Client, ApiError> {
+        let client = tokio::time::timeout(self.timeout, self.pool.get())
+            .await
+            .map_err(|_| {
+                ApiError::Unavailable(format!(
+                    "no database connection within {} ms",
+                    self.timeout.as_millis()
+                ))
+            })??;
         Ok(Client {
-            client: self.pool.get().await?,
+            client,
             metrics: self.metrics.clone(),
         })
     }
@@ -64,6 +82,57 @@ impl Db {
             waiting: status.waiting,
         }
     }
+}
+
+/// Appends `-c name=value` to the connection's startup options for each setting: the server
+/// applies them as the session starts, with no round trip of their own, and they take
+/// precedence over what the server, the database or the role sets (`ALTER ROLE ... SET`).
+pub fn set_session_options(config: &mut tokio_postgres::Config, settings: &[(&str, String)]) {
+    let mut options = config.get_options().unwrap_or_default().to_owned();
+    for (name, value) in settings {
+        if !options.is_empty() {
+            options.push(' ');
+        }
+        // Spaces inside a value would need backslashes: ours are whole numbers of milliseconds.
+        let _ = write!(options, "-c {name}={value}");
+    }
+    config.options(&options);
+}
+
+/// A duration as a PostgreSQL setting in milliseconds (`0` means no limit there).
+pub fn millis(duration: Duration) -> String {
+    duration.as_millis().to_string()
+}
+
+/// Who a connection is logged in as, for the start-up warning.
+pub struct Login {
+    /// `session_user`: the login, whatever `set role` did.
+    pub name: String,
+    pub superuser: bool,
+    /// `current_user` holds roster_app's grants: it is roster_app, or a member that inherits.
+    pub acts_as_app: bool,
+}
+
+/// Not a request's statement: not counted in the metrics.
+pub async fn session_login(
+    client: &tokio_postgres::Client,
+) -> Result<Login, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "select session_user::text as name,
+                    (select r.rolsuper from pg_catalog.pg_roles r
+                      where r.rolname = session_user) as superuser,
+                    case when exists (select from pg_catalog.pg_roles where rolname = 'roster_app')
+                         then pg_catalog.pg_has_role(current_user, 'roster_app', 'usage')
+                         else false end as acts_as_app",
+            &[],
+        )
+        .await?;
+    Ok(Login {
+        name: row.try_get("name")?,
+        superuser: row.try_get("superuser")?,
+        acts_as_app: row.try_get("acts_as_app")?,
+    })
 }
 
 /// A pooled connection whose statements are counted as database round trips.
@@ -103,7 +172,7 @@ async fn prepare(client: &Client, sql: &str) -> Result<tokio_postgres::Statement
     let cached = client.client.statement_cache.size();
     let statement = client.client.prepare_cached(sql).await?;
     let prepared = u64::from(client.client.statement_cache.size() > cached);
-    client.metrics.db_round_trips.add(1 + prepared);
+    client.metrics.db_round_trips.inc_by(1 + prepared);
     Ok(statement)
 }
 
@@ -121,5 +190,31 @@ pub(crate) fn optional_column(row: &Row, name: &str) -> Result<Option<i64>, toki
     match row.columns().iter().any(|c| c.name() == name) {
         true => row.try_get(name),
         false => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_options_are_appended_to_those_of_the_url() {
+        let mut config: tokio_postgres::Config = "postgres://u@h/d?options=-c%20search_path%3Dx"
+            .parse()
+            .unwrap();
+        set_session_options(
+            &mut config,
+            &[
+                ("statement_timeout", millis(Duration::from_secs(5))),
+                ("lock_timeout", "0".into()),
+            ],
+        );
+        assert_eq!(
+            Some("-c search_path=x -c statement_timeout=5000 -c lock_timeout=0"),
+            config.get_options()
+        );
+        let mut bare: tokio_postgres::Config = "postgres://u@h/d".parse().unwrap();
+        set_session_options(&mut bare, &[("lock_timeout", "200".into())]);
+        assert_eq!(Some("-c lock_timeout=200"), bare.get_options());
     }
 }

@@ -11,7 +11,8 @@ use crate::reads;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{get, post, resource};
+    use super::resource;
+    use web::{get, post};
     cfg.service(resource("/organizations/{org_id}/me").route(get().to(me)))
         .service(resource("/authz/check").route(post().to(check)));
 }

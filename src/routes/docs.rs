@@ -9,7 +9,8 @@ use utoipa::{Modify, OpenApi};
 use crate::routes::{audit, authz, health, members, organizations};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{get, resource};
+    use super::resource;
+    use web::get;
     cfg.service(resource("/openapi.json").route(get().to(openapi)));
 }
 

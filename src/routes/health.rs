@@ -5,7 +5,8 @@ use crate::db;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{get, resource};
+    use super::resource;
+    use web::get;
     cfg.service(resource("/healthz").route(get().to(healthz)))
         .service(resource("/readyz").route(get().to(readyz)))
         .service(resource("/metrics").route(get().to(metrics)));

@@ -13,7 +13,8 @@ use crate::routes::json_bytes;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, patch, post, put, resource};
+    use super::resource;
+    use web::{delete, get, patch, post, put};
     cfg.service(
         resource("/organizations/{org_id}/members")
             .route(get().to(list_members))

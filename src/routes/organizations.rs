@@ -11,7 +11,8 @@ use crate::routes::json_bytes;
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{delete, get, patch, post, put, resource};
+    use super::resource;
+    use web::{delete, get, patch, post, put};
     cfg.service(
         resource("/organizations")
             .route(get().to(list_organizations))

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::common::{self, TestDatabase};
+use crate::common::{self, TestDatabase, TestLogin};
 
 /// 48 bytes: above the 32-byte minimum the app enforces for HS256.
 pub const JWT_SECRET: &[u8] = b"roster-api-tests-hs256-secret-0123456789abcdefgh";
@@ -72,6 +72,11 @@ pub struct AppOptions {
     pub audience: Option<String>,
     /// Route the app's database connections through a proxy the test can cut (503 tests).
     pub through_proxy: bool,
+    /// Changes the settings last, just before the app is built (timeouts, pool size).
+    pub configure: Option<fn(&mut Settings)>,
+    /// Serve through a login of the test's own that is a member of roster_app only
+    /// (DATABASE_APP_URL), not as the owner with `set role roster_app`.
+    pub app_login: bool,
 }
 
 /// A user of the app with a valid token.
@@ -89,9 +94,11 @@ pub struct TestApp {
     /// A superuser connection to the test database, for fixtures.
     pub sql: tokio_postgres::Client,
     pub proxy: Option<DbProxy>,
+    /// The login the app serves through, with `AppOptions::app_login`.
+    pub login: Option<TestLogin>,
     http: reqwest::Client,
     // Held for its Drop, which drops the database; last, so that it goes after its users.
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 pub fn jwt_settings(issuer: Option<String>, audience: Option<String>) -> JwtSettings {
@@ -109,38 +116,46 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
-    let jwt = jwt_settings(options.issuer, options.audience);
-    spawn(jwt, options.through_proxy).await
+    let jwt = jwt_settings(options.issuer.clone(), options.audience.clone());
+    spawn(jwt, options).await
 }
 
 /// An app that checks tokens with `jwt`, e.g. an RS256 public key. With a key that cannot sign,
 /// `token_for` and the fixtures that give users tokens panic: use `create_user` and sign tokens
 /// in the test.
 pub async fn spawn_app_with_jwt(jwt: JwtSettings) -> TestApp {
-    spawn(jwt, false).await
+    spawn(jwt, AppOptions::default()).await
 }
 
-async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
+/// `options.issuer` and `options.audience` are in `jwt` already.
+async fn spawn(jwt: JwtSettings, options: AppOptions) -> TestApp {
     let db = common::fresh_database().await;
-    let proxy = match through_proxy {
+    let proxy = match options.through_proxy {
         true => Some(DbProxy::start(&db.url).await),
         false => None,
     };
-    let settings = Settings {
-        database_url: proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone()),
+    let database_url = proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone());
+    let mut settings = Settings {
         database_role: Some("roster_app".into()),
         bind_addr: "127.0.0.1:0".into(),
         // No cache: every request reads the database (the cache's own tests cover it).
         redis_url: None,
-        cache_namespace: "roster".into(),
-        cache_key: None,
-        redis_timeout: Duration::from_millis(100),
-        cache_ttl_seconds: 300,
-        jwt: jwt.clone(),
         pool_size: 4,
         pool_timeout: Duration::from_secs(2),
         body_limit: BODY_LIMIT,
+        ..Settings::new(database_url, jwt.clone())
     };
+    let login = match options.app_login {
+        true => Some(TestLogin::create().await),
+        false => None,
+    };
+    if let Some(login) = &login {
+        settings.database_app_url = Some(login.url(&db));
+        settings.database_role = None;
+    }
+    if let Some(configure) = options.configure {
+        configure(&mut settings);
+    }
     let app = roster::startup::Application::build(settings)
         .await
         .expect("build the application");
@@ -155,8 +170,9 @@ async fn spawn(jwt: JwtSettings, through_proxy: bool) -> TestApp {
         tenant,
         sql,
         proxy,
+        login,
         http: reqwest::Client::new(),
-        _db: db,
+        db,
     }
 }
 
@@ -178,6 +194,19 @@ async fn send(request: RequestBuilder) -> Response {
 // Fixtures
 // ----------------------------------------------------------------------------------------------
 impl TestApp {
+    /// Another superuser connection to the test database, e.g. to hold a lock while `sql`
+    /// watches.
+    pub async fn sql_connection(&self) -> tokio_postgres::Client {
+        self.db.client().await
+    }
+
+    /// A connection to the test database as the login the app serves through
+    /// (`AppOptions::app_login`).
+    pub async fn login_connection(&self) -> tokio_postgres::Client {
+        let login = self.login.as_ref().expect("an app spawned with app_login");
+        common::connect(&login.url(&self.db)).await
+    }
+
     pub async fn create_tenant(&self, slug: &str) -> Uuid {
         create_tenant(&self.sql, slug).await
     }

@@ -114,8 +114,8 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         leeway_seconds: 5,
         max_lifetime_seconds: roster::settings::DEFAULT_JWT_MAX_LIFETIME_SECONDS,
     };
+    let database_url = proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone());
     let settings = Settings {
-        database_url: proxy.as_ref().map_or(db.url.clone(), |p| p.url.clone()),
         database_role: Some("roster_app".into()),
         bind_addr: "127.0.0.1:0".into(),
         redis_url: options.redis_url.clone(),
@@ -123,10 +123,10 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         cache_key: Some(CACHE_KEY.to_vec()),
         redis_timeout: REDIS_TIMEOUT,
         cache_ttl_seconds: 300,
-        jwt: jwt.clone(),
         pool_size: 4,
         pool_timeout: Duration::from_secs(2),
         body_limit: 64 * 1024,
+        ..Settings::new(database_url, jwt.clone())
     };
     let app = roster::startup::Application::build_with(settings, options.fill_hook)
         .await

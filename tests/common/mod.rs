@@ -80,6 +80,88 @@ pub async fn fresh_database() -> TestDatabase {
     }
 }
 
+/// A login role of its own for one test, like the one `make run` creates for the API: it may
+/// log in and is a member of `roster_app` (inheriting its grants), nothing else. Roles belong
+/// to the whole server, hence the unique name; dropped (even on panic) with this value.
+pub struct TestLogin {
+    pub name: String,
+}
+
+/// Only for the test server, where trust authentication usually makes it moot.
+const TEST_LOGIN_PASSWORD: &str = "roster-test-login";
+
+impl TestLogin {
+    pub async fn create() -> TestLogin {
+        let name = format!(
+            "roster_test_login_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let admin = connect(&server_url("postgres")).await;
+        admin
+            .batch_execute(&format!(
+                "create role {quoted} login nosuperuser inherit password '{TEST_LOGIN_PASSWORD}'; \
+                 grant roster_app to {quoted}",
+                quoted = quote_ident(&name)
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("create login {name}: {e}"));
+        TestLogin { name }
+    }
+
+    /// `db`'s URL, logging in as this role.
+    pub fn url(&self, db: &TestDatabase) -> String {
+        let start = db.url.find("://").expect("a URL") + 3;
+        let authority_end = db.url[start..]
+            .find(['/', '?'])
+            .map_or(db.url.len(), |i| start + i);
+        let host = db.url[start..authority_end]
+            .rfind('@')
+            .map_or(start, |i| start + i + 1);
+        format!(
+            "{}{}:{TEST_LOGIN_PASSWORD}@{}",
+            &db.url[..start],
+            self.name,
+            &db.url[host..]
+        )
+    }
+}
+
+impl Drop for TestLogin {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime for dropping a test login")
+                .block_on(async {
+                    let admin = try_connect(&server_url("postgres")).await?;
+                    admin
+                        .batch_execute(&format!("drop role if exists {}", quote_ident(&name)))
+                        .await
+                })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test login {}: {e}", self.name);
+        }
+    }
+}
+
+/// Creates an empty database (no schema, no migrations), dropped like the others.
+pub async fn empty_database() -> TestDatabase {
+    let name = format!("roster_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = connect(&server_url("postgres")).await;
+    admin
+        .batch_execute(&format!("create database {}", quote_ident(&name)))
+        .await
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    TestDatabase {
+        url: server_url(&name),
+        name,
+    }
+}
+
 /// Returns the name of the template for the current migrations, building it if missing.
 async fn ensure_template() -> String {
     // Named after the migrations compiled into the crate under test, not the files on disk:
@@ -231,7 +313,7 @@ fn server_url(dbname: &str) -> String {
     url
 }
 
-async fn connect(url: &str) -> Client {
+pub async fn connect(url: &str) -> Client {
     try_connect(url)
         .await
         .unwrap_or_else(|e| panic!("connect to {url}: {e} (is PostgreSQL up? try `make db`)"))

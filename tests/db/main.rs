@@ -29,3 +29,40 @@ async fn migrations_create_roster_schema() {
     let present: bool = row.try_get("present").expect("column present");
     assert!(present, "schema roster should exist after migrations");
 }
+
+/// A migration must not die of limits meant for ordinary sessions: a DBA may set them on the
+/// database or on the owner's role (`alter role ... set statement_timeout`), and the request
+/// timeouts are such limits. 1 ms is far below what the migrations take.
+#[tokio::test]
+async fn migrations_ignore_the_statement_and_lock_timeouts_of_the_database() {
+    let db = common::empty_database().await;
+    let admin = db.client().await;
+    let quoted = roster::quote_ident(&db.name);
+    admin
+        .batch_execute(&format!(
+            "alter database {quoted} set statement_timeout = 1; \
+             alter database {quoted} set lock_timeout = 1"
+        ))
+        .await
+        .expect("set the database's timeouts");
+    let session = db.client().await;
+    let row = session
+        .query_one(
+            "select current_setting('statement_timeout') as timeout",
+            &[],
+        )
+        .await
+        .expect("read statement_timeout");
+    assert_eq!(
+        "1ms",
+        row.get::<_, &str>("timeout"),
+        "new sessions get the database's statement_timeout"
+    );
+    let applied = roster::migrate(&db.url).await.unwrap_or_else(|e| {
+        panic!(
+            "migrate under a 1 ms statement_timeout: {}",
+            roster::error::cause_chain(&e)
+        )
+    });
+    assert!(!applied.is_empty(), "every migration was applied");
+}
