@@ -8,6 +8,7 @@ mod errors;
 mod health;
 mod helpers;
 mod invitations;
+mod json_values;
 mod members;
 mod openapi;
 mod organizations;
