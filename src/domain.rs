@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio_postgres::types::{FromSql, Type};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::constraints;
 use crate::error::ApiError;
 
 /// Defines an enum stored as text in the database: its JSON form (snake_case), its database
@@ -63,24 +64,105 @@ text_enum!(
     }
 );
 
+/// The status a new membership may start in (`roster.add_member` refuses `suspended`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewMemberStatus {
+    Active,
+    Invited,
+}
+
+/// The statuses `roster.update_member` may set: an invitation is only ever accepted by its
+/// invitee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatusChange {
+    Active,
+    Suspended,
+}
+
+impl From<NewMemberStatus> for MembershipStatus {
+    fn from(status: NewMemberStatus) -> MembershipStatus {
+        match status {
+            NewMemberStatus::Active => MembershipStatus::Active,
+            NewMemberStatus::Invited => MembershipStatus::Invited,
+        }
+    }
+}
+
+impl From<MemberStatusChange> for MembershipStatus {
+    fn from(status: MemberStatusChange) -> MembershipStatus {
+        match status {
+            MemberStatusChange::Active => MembershipStatus::Active,
+            MemberStatusChange::Suspended => MembershipStatus::Suspended,
+        }
+    }
+}
+
+/// For `#[serde(default, deserialize_with = "domain::present")]` on an `Option` field: absent
+/// is `None`, and an explicit `null` is refused (422 naming the field) rather than read as
+/// absent, where null cannot mean anything (a membership's role cannot be cleared).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "cannot be null: leave the field out to keep its value",
+        )),
+    }
+}
+
 /// A new organization: the body of `POST /organizations` and the arguments of
 /// `roster.create_organization`, in its order. Unknown fields are refused.
+//  The database checks the values; the schemas of `crate::constraints` say what it accepts.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
-    /// 1 to 255 characters, unique in the tenant (case-insensitively).
+    #[schema(schema_with = constraints::name)]
     pub name: String,
-    /// 2 to 50 characters of `a-z`, `0-9` and single hyphens, unique in the tenant.
+    #[schema(schema_with = constraints::slug)]
     pub slug: String,
+    #[schema(schema_with = constraints::description)]
     pub description: Option<String>,
-    /// A lowercase hostname with at least one dot.
+    #[schema(schema_with = constraints::domain)]
     pub domain: Option<String>,
+    #[schema(schema_with = constraints::billing_email)]
     pub billing_email: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = constraints::billing_address)]
     pub billing_address: Option<Value>,
+    #[schema(schema_with = constraints::stripe_customer_id)]
     pub stripe_customer_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = constraints::metadata_or_null)]
     pub metadata: Option<Value>,
+}
+
+/// Changes to an organization: absent keeps, null clears a nullable field, unknown keys are
+/// refused.
+//  For the API document only, so never built: the handler passes the JSON through and
+//  `roster.update_organization` applies it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganizationChanges {
+    #[schema(required = false, schema_with = constraints::name)]
+    name: String,
+    #[schema(required = false, schema_with = constraints::slug)]
+    slug: String,
+    #[schema(schema_with = constraints::description)]
+    description: Option<String>,
+    #[schema(schema_with = constraints::domain)]
+    domain: Option<String>,
+    #[schema(schema_with = constraints::billing_email)]
+    billing_email: Option<String>,
+    #[schema(schema_with = constraints::billing_address)]
+    billing_address: Option<Value>,
+    #[schema(schema_with = constraints::stripe_customer_id)]
+    stripe_customer_id: Option<String>,
+    #[schema(required = false, schema_with = constraints::metadata)]
+    metadata: Value,
 }
 
 /// `?limit=&offset=` as sent, still text, so that [`Page::parse`] can name the parameter
@@ -89,10 +171,10 @@ pub struct NewOrganization {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1 to 200 (default 50).
-    #[param(value_type = Option<i64>)]
+    #[param(schema_with = constraints::limit)]
     pub limit: Option<String>,
     /// Items to skip (default 0).
-    #[param(value_type = Option<i64>)]
+    #[param(schema_with = constraints::offset)]
     pub offset: Option<String>,
 }
 
