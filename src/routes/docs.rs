@@ -1,4 +1,5 @@
-//! The API's documentation: the OpenAPI document, generated from the handlers' annotations.
+//! The API's documentation: the OpenAPI document, generated from the handlers' annotations, and
+//! `GET /docs`, Swagger UI over it, served from files embedded in the binary (no network).
 //!
 //! The handlers declare what is particular to them (their success responses, 403, 404, 409);
 //! [`CommonResponses`] adds to every operation the errors that come from what it has rather than
@@ -20,7 +21,13 @@ use crate::routes::{authz, health, members, organizations};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use web::{get, resource};
-    cfg.service(resource("/openapi.json").route(get().to(openapi)));
+    cfg.service(resource("/openapi.json").route(get().to(openapi)))
+        .service(resource("/docs").route(get().to(docs)));
+    for asset in ASSETS {
+        cfg.service(
+            resource(format!("/docs/{}", asset.name)).route(get().to(move || serve_asset(asset))),
+        );
+    }
 }
 
 #[derive(OpenApi)]
@@ -47,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         health::readyz,
         health::metrics,
         openapi,
+        docs,
     ),
     components(schemas(ErrorBody, authz::Check)),
     modifiers(&BearerAuth, &CommonResponses, &Links, &Tidy)
@@ -319,6 +327,67 @@ pub static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::
     responses((status = 200, description = "The document you are reading.", body = Object)))]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(&*DOCUMENT)
+}
+
+/// A file of the documentation page, embedded in the binary.
+pub struct Asset {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub bytes: &'static [u8],
+}
+
+/// The files `/docs` loads, each served at `/docs/{name}`. Swagger UI's are vendored from the
+/// npm package `swagger-ui-dist` (see `docs/swagger-ui/README.md`).
+pub const ASSETS: &[Asset] = &[
+    Asset {
+        name: "swagger-ui-bundle.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("docs/swagger-ui/swagger-ui-bundle.js"),
+    },
+    Asset {
+        name: "swagger-ui.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("docs/swagger-ui/swagger-ui.css"),
+    },
+    Asset {
+        name: "favicon-32x32.png",
+        content_type: "image/png",
+        bytes: include_bytes!("docs/swagger-ui/favicon-32x32.png"),
+    },
+    Asset {
+        name: "init.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("docs/init.js"),
+    },
+];
+
+const DOCS_PAGE: &str = include_str!("docs/index.html");
+
+/// Only this server's own files and document; Swagger UI sets inline styles.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                        img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+                        form-action 'none'; frame-ancestors 'none'";
+
+/// This documentation as a page: Swagger UI over `/openapi.json`, with no resource from
+/// anywhere but this server.
+#[utoipa::path(get, path = "/docs", tag = "documentation",
+    responses((status = 200, description = "An HTML page.", content_type = "text/html", body = String)))]
+pub async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, DOCS_CSP))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(DOCS_PAGE)
+}
+
+async fn serve_asset(asset: &'static Asset) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(asset.content_type)
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        // Names are not versioned: an hour bounds how long a browser keeps an old copy.
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(asset.bytes)
 }
 
 #[cfg(test)]

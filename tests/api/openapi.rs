@@ -1,6 +1,6 @@
 //! The OpenAPI document: it parses, documents every route the app serves, and documents only
 //! routes that exist; every operation declares every status it can answer, with a description;
-//! and the schemas' constraints are the ones the server applies.
+//! the schemas' constraints are the ones the server applies; and `/docs` serves Swagger UI.
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
@@ -16,6 +16,7 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/docs"),
     ("get", "/organizations"),
     ("post", "/organizations"),
     ("get", "/organizations/{org_id}"),
@@ -157,7 +158,7 @@ async fn every_documented_operation_is_served() {
 // ----------------------------------------------------------------------------------------------
 
 /// The routes anyone may call; every other operation takes a bearer token.
-const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
+const PUBLIC: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"];
 
 /// Each operation of the document: ("METHOD /path", its path template, the operation).
 fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
@@ -811,4 +812,105 @@ async fn check_bounds_in_the_document_are_the_handlers() {
             );
         }
     }
+}
+
+// ----------------------------------------------------------------------------------------------
+// GET /docs: Swagger UI from the binary, over this document
+// ----------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn docs_is_an_html_page_of_this_servers_files_only() {
+    let app = spawn_app().await;
+
+    let reply = Reply::read(
+        app.request(Method::GET, "/docs")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+
+    assert_eq!(200, reply.status, "GET /docs: {}", reply.text);
+    assert_eq!(
+        Some("text/html; charset=utf-8"),
+        reply.header("content-type")
+    );
+    let policy = reply.header("content-security-policy").unwrap_or_default();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+    ] {
+        assert!(policy.contains(directive), "CSP {policy:?} has {directive}");
+    }
+    let page = &reply.text;
+    let links: Vec<&str> = page
+        .split(['"', '\''])
+        .skip(1)
+        .step_by(2)
+        .filter(|v| v.starts_with("docs/") || v.contains("://") || v.starts_with("//"))
+        .collect();
+    assert!(!links.is_empty(), "the page links its assets: {page}");
+    for link in &links {
+        assert!(
+            link.starts_with("docs/"),
+            "{link}: every asset is this server's, by a relative link"
+        );
+    }
+    for asset in roster::routes::docs::ASSETS {
+        assert!(
+            links.contains(&format!("docs/{}", asset.name).as_str()),
+            "the page loads {}",
+            asset.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn docs_assets_are_served_from_the_binary_with_their_types() {
+    let app = spawn_app().await;
+
+    for asset in roster::routes::docs::ASSETS {
+        let path = format!("/docs/{}", asset.name);
+        let response = app.request(Method::GET, &path).send().await.expect("send");
+        assert_eq!(200, response.status().as_u16(), "GET {path}");
+        let content_type = response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(asset.content_type, content_type, "{path}: content type");
+        let nosniff = response.headers().get("x-content-type-options").cloned();
+        assert_eq!(
+            Some("nosniff"),
+            nosniff.as_ref().map(|v| v.to_str().unwrap())
+        );
+        let bytes = response.bytes().await.expect("read the body");
+        assert!(bytes.len() > 100, "{path} is not empty");
+        assert_eq!(asset.bytes, &bytes[..], "{path}: the embedded file");
+    }
+    let missing = app
+        .request(Method::GET, "/docs/nope.js")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(404, missing.status().as_u16(), "an unknown asset");
+}
+
+#[tokio::test]
+async fn docs_start_swagger_ui_on_this_document_offline() {
+    let init = roster::routes::docs::ASSETS
+        .iter()
+        .find(|a| a.name == "init.js")
+        .expect("init.js");
+    let script = std::str::from_utf8(init.bytes).expect("UTF-8");
+
+    assert!(
+        script.contains("url: \"openapi.json\""),
+        "loads ./openapi.json: {script}"
+    );
+    assert!(
+        script.contains("validatorUrl: null"),
+        "the online validator is off: {script}"
+    );
+    assert!(!script.contains("://"), "no absolute URL: {script}");
 }
