@@ -1,6 +1,8 @@
 //! The OpenAPI document: it parses, documents every route the app serves, and documents only
 //! routes that exist; every operation declares every status it can answer, with a description;
 //! the schemas' constraints are the ones the server applies; and `/docs` serves Swagger UI.
+//! Validation against the specification, a generated client, fuzzing and the page in a browser:
+//! `.ci/openapi-check.sh`, with outside tools.
 
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
