@@ -8,7 +8,7 @@ ifdef DATABASE_URL
 export TEST_DATABASE_URL ?= $(DATABASE_URL)
 endif
 
-.PHONY: help db redis migrate run test fmt lint
+.PHONY: help db redis migrate run test openapi-check fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -38,8 +38,12 @@ run: db redis ## Migrate, seed a demo tenant if empty, create the API's login, p
 	fi; \
 	exec ./target/release/roster serve
 
-test: db redis ## Run every test (unit and integration)
+test: db redis ## Run every test (unit and integration), then the OpenAPI checks with outside tools
 	cargo test
+	bash .ci/openapi-check.sh
+
+openapi-check: db redis ## Validate, generate a client from, fuzz (schemathesis) and render (Chromium) the served API document
+	bash .ci/openapi-check.sh
 
 # BENCH_DURATION (15 s) and BENCH_WARMUP (3 s) per scenario; the others are in .ci/bench/run.sh.
 .PHONY: bench

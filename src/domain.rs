@@ -9,6 +9,7 @@ use tokio_postgres::types::{FromSql, Type};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::constraints;
 use crate::error::ApiError;
 
 /// Defines an enum stored as text in the database: its JSON form (snake_case), its database
@@ -107,24 +108,79 @@ text_enum!(
     }
 );
 
+/// The status a new membership may start in (`roster.add_member` refuses `suspended`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewMemberStatus {
+    Active,
+    Invited,
+}
+
+/// The statuses `roster.update_member` may set: an invitation is only ever accepted by its
+/// invitee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatusChange {
+    Active,
+    Suspended,
+}
+
+impl From<NewMemberStatus> for MembershipStatus {
+    fn from(status: NewMemberStatus) -> MembershipStatus {
+        match status {
+            NewMemberStatus::Active => MembershipStatus::Active,
+            NewMemberStatus::Invited => MembershipStatus::Invited,
+        }
+    }
+}
+
+impl From<MemberStatusChange> for MembershipStatus {
+    fn from(status: MemberStatusChange) -> MembershipStatus {
+        match status {
+            MemberStatusChange::Active => MembershipStatus::Active,
+            MemberStatusChange::Suspended => MembershipStatus::Suspended,
+        }
+    }
+}
+
+/// For `#[serde(default, deserialize_with = "domain::present")]` on an `Option` field: absent
+/// is `None`, and an explicit `null` is refused (422 naming the field) rather than read as
+/// absent, where null cannot mean anything (a membership's role cannot be cleared).
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "cannot be null: leave the field out to keep its value",
+        )),
+    }
+}
+
 /// A new organization: the body of `POST /organizations` and the arguments of
 /// `roster.create_organization`, in its order. Unknown fields are refused.
+//  The database checks the values; the schemas of `crate::constraints` say what it accepts.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrganization {
-    /// 1 to 255 characters, unique in the tenant (case-insensitively).
+    #[schema(schema_with = constraints::name)]
     pub name: String,
-    /// 2 to 50 characters of `a-z`, `0-9` and single hyphens, unique in the tenant.
+    #[schema(schema_with = constraints::slug)]
     pub slug: String,
+    #[schema(schema_with = constraints::description)]
     pub description: Option<String>,
-    /// A lowercase hostname with at least one dot.
+    #[schema(schema_with = constraints::domain)]
     pub domain: Option<String>,
+    #[schema(schema_with = constraints::billing_email)]
     pub billing_email: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = constraints::billing_address)]
     #[serde(default, deserialize_with = "bounded_json")]
     pub billing_address: Option<Value>,
+    #[schema(schema_with = constraints::stripe_customer_id)]
     pub stripe_customer_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = constraints::metadata_or_null)]
     #[serde(default, deserialize_with = "bounded_json")]
     pub metadata: Option<Value>,
 }
@@ -134,16 +190,17 @@ pub struct NewOrganization {
 #[derive(Debug, Deserialize)]
 pub struct OrganizationChanges(#[serde(deserialize_with = "bounded_json")] pub Value);
 
-/// The largest exponent a JSON number may be written with in client JSON: f64's, what was
-/// accepted before numbers were passed through exactly.
+/// The exponents a JSON number may be written with in client JSON: f64's range, subnormals
+/// included (4.9e-324 to 1.8e308), what was accepted before numbers were passed through exactly.
 pub const MAX_JSON_EXPONENT: i64 = 308;
+pub const MIN_JSON_EXPONENT: i64 = -324;
 /// PostgreSQL's numeric: at most this many digits after the point, and before it.
 const NUMERIC_MAX_DECIMALS: i64 = 16_383;
 const NUMERIC_MAX_INTEGER_DIGITS: i64 = 131_072;
 
 /// Client JSON goes to jsonb with its numbers exact (serde_json's `arbitrary_precision`), and
 /// jsonb prints numbers in full: `1e131071`, 8 bytes in a request, would come back as 131072
-/// digits in every read. So a number written with an exponent beyond ±[`MAX_JSON_EXPONENT`] is
+/// digits in every read. So a number written with an exponent outside f64's range is
 /// refused, wherever it is in the value (a number written out in full costs what it weighs), and
 /// so is one that numeric cannot hold, naming where it is rather than failing in the database.
 fn bounded_json<'de, D, T>(deserializer: D) -> Result<T, D::Error>
@@ -211,16 +268,16 @@ fn number_problem(text: &str) -> Option<String> {
     };
     let exponent = match exponent.map(|text| (text, text.parse::<i64>())) {
         None => 0,
-        Some((_, Ok(e))) if e.abs() <= MAX_JSON_EXPONENT => e,
+        Some((_, Ok(e))) if (MIN_JSON_EXPONENT..=MAX_JSON_EXPONENT).contains(&e) => e,
         Some((_, Ok(e))) => {
             return Some(format!(
-                "number exponent {e} is beyond ±{MAX_JSON_EXPONENT}"
+                "number exponent {e} is outside {MIN_JSON_EXPONENT}..{MAX_JSON_EXPONENT} (f64's range)"
             ));
         }
         Some((text, Err(_))) => {
             let shown: String = text.chars().take(12).collect();
             return Some(format!(
-                "number exponent {shown}... is beyond ±{MAX_JSON_EXPONENT}"
+                "number exponent {shown}... is outside {MIN_JSON_EXPONENT}..{MAX_JSON_EXPONENT} (f64's range)"
             ));
         }
     };
@@ -239,16 +296,43 @@ fn number_problem(text: &str) -> Option<String> {
     None
 }
 
+/// [`OrganizationChanges`] as the API document shows it. Changes to an organization: absent
+/// keeps, null clears a nullable field, unknown keys are refused.
+//  For the API document only, so never built: the handler passes the JSON through and
+//  `roster.update_organization` applies it.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = OrganizationChanges)]
+pub struct OrganizationChangesSchema {
+    #[schema(required = false, schema_with = constraints::name)]
+    name: String,
+    #[schema(required = false, schema_with = constraints::slug)]
+    slug: String,
+    #[schema(schema_with = constraints::description)]
+    description: Option<String>,
+    #[schema(schema_with = constraints::domain)]
+    domain: Option<String>,
+    #[schema(schema_with = constraints::billing_email)]
+    billing_email: Option<String>,
+    #[schema(schema_with = constraints::billing_address)]
+    billing_address: Option<Value>,
+    #[schema(schema_with = constraints::stripe_customer_id)]
+    stripe_customer_id: Option<String>,
+    #[schema(required = false, schema_with = constraints::metadata)]
+    metadata: Value,
+}
+
 /// `?limit=&offset=` as sent, still text, so that [`Page::parse`] can name the parameter
 /// that is not a number.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1 to 200 (default 50).
-    #[param(value_type = Option<i64>)]
+    #[param(schema_with = constraints::limit)]
     pub limit: Option<String>,
     /// Items to skip (default 0).
-    #[param(value_type = Option<i64>)]
+    #[param(schema_with = constraints::offset)]
     pub offset: Option<String>,
 }
 
@@ -258,13 +342,13 @@ pub struct PageParams {
 #[into_params(parameter_in = Query)]
 pub struct CursorPageParams {
     /// Items per page, 1 to 200 (default 50).
-    #[param(value_type = Option<i64>)]
+    #[param(schema_with = constraints::limit)]
     pub limit: Option<String>,
     /// Items to skip (default 0; at most 10000, and not with `after`).
-    #[param(value_type = Option<i64>)]
+    #[param(schema_with = constraints::cursor_offset)]
     pub offset: Option<String>,
     /// The previous page's `next_after`: continue after it, at the same cost at any depth.
-    #[param(value_type = Option<Uuid>)]
+    #[param(value_type = Option<Uuid>, format = Uuid)]
     pub after: Option<String>,
 }
 
@@ -280,6 +364,8 @@ pub struct Page {
 impl Page {
     pub const DEFAULT_LIMIT: i64 = 50;
     pub const MAX_LIMIT: i64 = 200;
+    /// Lists paged by cursor page by offset no deeper than this (`roster.list_members`).
+    pub const MAX_CURSOR_OFFSET: i32 = 10_000;
 
     pub fn parse(params: &PageParams) -> Result<Page, ApiError> {
         Page::parse_parts(params.limit.as_deref(), params.offset.as_deref())
@@ -287,6 +373,13 @@ impl Page {
 
     pub fn parse_with_cursor(params: &CursorPageParams) -> Result<Page, ApiError> {
         let page = Page::parse_parts(params.limit.as_deref(), params.offset.as_deref())?;
+        if page.offset > Self::MAX_CURSOR_OFFSET {
+            return Err(ApiError::Invalid(format!(
+                "offset must be at most {}, got {}: page with after (the previous page's next_after) instead",
+                Self::MAX_CURSOR_OFFSET,
+                page.offset
+            )));
+        }
         let after = params
             .after
             .as_deref()
@@ -493,7 +586,7 @@ mod tests {
             ),
             (
                 r#"{"name": "A", "slug": "a", "metadata": {"n": 1e99999999999999999999999}}"#,
-                "... is beyond ±308",
+                "... is outside -324..308",
             ),
         ] {
             let error = serde_json::from_str::<NewOrganization>(body)

@@ -249,8 +249,10 @@ pub const SQLSTATES: &[(&str, &str, u16)] = &[
 impl From<tokio_postgres::Error> for ApiError {
     fn from(error: tokio_postgres::Error) -> ApiError {
         let Some(db) = error.as_db_error() else {
-            // No answer from the server: the connection is gone or could not be made.
-            return if error.is_closed() || error.code().is_none() {
+            // No answer from the server (the connection is gone or could not be made) is an
+            // outage; anything else, such as a value that does not decode into its Rust type, is
+            // a bug.
+            return if connection_lost(&error) {
                 ApiError::Unavailable(format!("database unavailable: {error}"))
             } else {
                 ApiError::Internal(Box::new(error))
@@ -296,6 +298,17 @@ impl From<tokio_postgres::Error> for ApiError {
             ),
         }
     }
+}
+
+/// A client error that is about the connection: closed, failing I/O (connecting, reading,
+/// writing), or a server that did not answer in time. tokio-postgres does not expose its error
+/// kinds; these are the ones whose cause is an `io::Error`, plus `Closed` and `Timeout`.
+fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    error.is_closed()
+        || error
+            .source()
+            .is_some_and(|cause| cause.is::<std::io::Error>())
+        || error.to_string() == "timeout waiting for server"
 }
 
 /// The code of a unique violation, by the constraint that caught it.

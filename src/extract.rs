@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use actix_web::error::PayloadError;
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::error::ApiError;
 
@@ -73,7 +73,11 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        match (inner.is_data(), path.as_str()) {
+        // What decides is whether the body is JSON at all, not serde_json's category: it files
+        // some shape errors under syntax (a number where an enum's string belongs is "expected
+        // value"), and a wrong shape met before a syntax error under data.
+        let shape = serde_json::from_slice::<IgnoredAny>(bytes).is_ok();
+        match (shape, path.as_str()) {
             (true, ".") => ApiError::Invalid(inner.to_string()),
             (true, _) => ApiError::Invalid(format!("{path}: {inner}")),
             (false, _) => ApiError::BadRequest(format!("malformed JSON body: {inner}")),
@@ -138,6 +142,8 @@ mod tests {
     struct Body {
         #[allow(dead_code)]
         user_id: uuid::Uuid,
+        #[allow(dead_code)]
+        role: Option<crate::domain::RoleKey>,
     }
 
     #[test]
@@ -174,10 +180,16 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_and_split_400_from_422() {
-        let cases: [(&str, &str, Option<&str>); 5] = [
+        let id = r#""user_id": "00000000-0000-0000-0000-000000000000""#;
+        let role_number = format!("{{{id}, \"role\": 5}}");
+        let role_object = format!("{{{id}, \"role\": {{}}}}");
+        let cases: [(&str, &str, Option<&str>); 8] = [
             (r#"{"user_id": "nope"}"#, "422", Some("user_id")),
             (r#"{"user_id": 7}"#, "422", Some("user_id")),
             (r#"{"colour": "red"}"#, "422", Some("colour")),
+            (&role_number, "422", Some("role")),
+            (&role_object, "422", Some("role")),
+            (r#"[1, 2"#, "400", None),
             (r#"{"user_id": "#, "400", None),
             (
                 r#"{"user_id": "00000000-0000-0000-0000-000000000000"} x"#,

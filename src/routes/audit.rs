@@ -5,10 +5,12 @@ use crate::auth::Caller;
 use crate::db::audit::{self as db, AuditEvent};
 use crate::domain::{Page, PageParams, Paginated};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::{FORBIDDEN, NOT_VISIBLE};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    use web::{get, resource};
+    use super::resource;
+    use web::get;
     cfg.service(
         resource("/organizations/{org_id}/audit-events").route(get().to(list_audit_events)),
     )
@@ -19,8 +21,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(get, path = "/organizations/{org_id}/audit-events", tag = "audit",
     params(("org_id" = Uuid, Path), PageParams),
     responses(
-        (status = 200, body = Paginated<AuditEvent>),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 200, description = "A page of audit events, newest first.", body = Paginated<AuditEvent>),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn list_audit_events(
@@ -40,8 +43,8 @@ pub async fn list_audit_events(
 #[utoipa::path(get, path = "/tenant/audit-events", tag = "audit",
     params(PageParams),
     responses(
-        (status = 200, body = Paginated<AuditEvent>),
-        (status = 403, body = ErrorBody),
+        (status = 200, description = "A page of the tenant's audit events, newest first.", body = Paginated<AuditEvent>),
+        (status = 403, description = "`forbidden`: the caller is no tenant admin.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn list_tenant_audit_events(

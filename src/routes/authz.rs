@@ -31,7 +31,10 @@ pub struct MyAccess {
 /// The caller's role, status and permissions in an organization it can see.
 #[utoipa::path(get, path = "/organizations/{org_id}/me", tag = "authorization",
     params(("org_id" = Uuid, Path)),
-    responses((status = 200, body = MyAccess), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The caller's access.", body = MyAccess),
+        (status = 404, description = "`not_found`: no such organization visible to the caller.", body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn me(
     caller: Caller,
@@ -57,7 +60,7 @@ pub const MAX_CHECKS: usize = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
-    /// 1 to 100 checks, answered in order.
+    #[schema(schema_with = crate::constraints::checks)]
     pub checks: Vec<Check>,
 }
 
@@ -83,7 +86,7 @@ pub struct CheckResult {
 /// permission name in no catalogue of the caller's tenant is refused (422
 /// `unknown_permission`), as `roster.has_permission` refuses it.
 #[utoipa::path(post, path = "/authz/check", tag = "authorization", request_body = CheckRequest,
-    responses((status = 200, body = CheckResponse), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "One result per check, in order.", body = CheckResponse)),
     security(("bearer" = [])))]
 pub async fn check(
     caller: Caller,

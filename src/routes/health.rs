@@ -1,5 +1,6 @@
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::db;
 use crate::state::AppState;
@@ -12,15 +13,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics").route(get().to(metrics)));
 }
 
+/// The body of `/healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    pub status: &'static str,
+}
+
+/// The body of `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ok` when the database answers, else `unavailable`.
+    #[schema(pattern = "^(ok|unavailable)$")]
+    pub status: &'static str,
+    /// The same as `status`.
+    #[schema(pattern = "^(ok|unavailable)$")]
+    pub database: &'static str,
+    /// `ok`, `degraded` (requests go to the database) or `disabled` (no REDIS_URL).
+    #[schema(pattern = "^(ok|degraded|disabled)$")]
+    pub cache: &'static str,
+}
+
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Up.", body = Liveness)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
 /// The database answers (503 otherwise); the cache is `ok`, `degraded` (requests go to the
 /// database) or `disabled` (no REDIS_URL), which does not make the service unready.
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "Ready: the database answers.", body = Readiness),
+    (status = 503, description = "Not ready: the database does not answer.", body = Readiness),
+))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = match state.db.client().await {
         Ok(client) => db::ping(&client).await.is_ok(),
@@ -29,11 +56,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if let Some(cache) = &state.cache {
         cache.probe().await;
     }
-    let body = json!({
-        "status": if database { "ok" } else { "unavailable" },
-        "database": if database { "ok" } else { "unavailable" },
-        "cache": state.cache_state().as_str(),
-    });
+    let database_state = if database { "ok" } else { "unavailable" };
+    let body = Readiness {
+        status: database_state,
+        database: database_state,
+        cache: state.cache_state().as_str(),
+    };
     match database {
         true => HttpResponse::Ok().json(body),
         false => HttpResponse::ServiceUnavailable().json(body),
@@ -41,7 +69,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics: requests by route and status, cache, listener and pool figures.
-#[utoipa::path(get, path = "/metrics", tag = "health", responses((status = 200, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "health", responses(
+    (status = 200, description = "Prometheus text exposition format 0.0.4.", content_type = "text/plain", body = String),
+))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let text = state
         .metrics

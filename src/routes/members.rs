@@ -5,11 +5,15 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::members::{self as db, Member, Membership};
-use crate::domain::{CursorPageParams, MembershipStatus, Page, Paginated, RoleKey};
+use crate::domain::{
+    self, CursorPageParams, MemberStatusChange, MembershipStatus, NewMemberStatus, Page, Paginated,
+    RoleKey,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
 use crate::routes::json_bytes;
+use crate::routes::{FORBIDDEN, NOT_VISIBLE};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,33 +36,47 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+const MEMBER_NOT_FOUND: &str =
+    "`not_found`: no such organization visible to the caller; `member_not_found`: the user has \
+     no live membership there.";
+const LAST_OWNER: &str = "`last_owner`: the organization would be left without an active owner.";
+
 /// The body of `POST /organizations/{org_id}/members`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     pub user_id: Uuid,
-    /// Defaults to `member`.
+    /// Defaults to `member` (also when null).
     pub role: Option<RoleKey>,
-    /// `active` (default) adds the user; `invited` invites them.
-    pub status: Option<MembershipStatus>,
+    /// `active` (the default, also when null) adds the user; `invited` invites them.
+    pub status: Option<NewMemberStatus>,
 }
 
-/// The body of `PATCH /organizations/{org_id}/members/{user_id}`.
+/// The body of `PATCH /organizations/{org_id}/members/{user_id}`: a role, a status or both
+/// (neither is 422). Null is refused: neither can be cleared.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateMember {
+    #[serde(default, deserialize_with = "domain::present")]
+    #[schema(nullable = false)]
     pub role: Option<RoleKey>,
-    /// `active` or `suspended`.
-    pub status: Option<MembershipStatus>,
+    #[serde(default, deserialize_with = "domain::present")]
+    #[schema(nullable = false)]
+    pub status: Option<MemberStatusChange>,
 }
 
 /// Add or invite a user of the tenant.
 #[utoipa::path(post, path = "/organizations/{org_id}/members", tag = "members",
     params(("org_id" = Uuid, Path)), request_body = AddMember,
     responses(
-        (status = 201, body = Membership, headers(("Location" = String))),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 201, description = "Added or invited.", body = Membership,
+            headers(("Location" = String, description = "`/organizations/{org_id}/members/{user_id}`"))),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = "`not_found` (the organization, as for every member operation), \
+            `user_not_found`: no such user in the tenant.", body = ErrorBody),
+        (status = 409, description = "`already_member`: the user has a live membership (invited, \
+            active or suspended).", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn add_member(
@@ -68,7 +86,7 @@ pub async fn add_member(
     body: Json<AddMember>,
 ) -> Result<HttpResponse, ApiError> {
     let role = body.role.clone().unwrap_or_else(RoleKey::member);
-    let status = body.status.unwrap_or(MembershipStatus::Active);
+    let status = body.status.map_or(MembershipStatus::Active, Into::into);
     let client = state.db.client().await?;
     let membership = db::add_member(
         &client,
@@ -93,7 +111,10 @@ pub async fn add_member(
 /// The organization's members (invited, active and suspended), oldest first.
 #[utoipa::path(get, path = "/organizations/{org_id}/members", tag = "members",
     params(("org_id" = Uuid, Path), CursorPageParams),
-    responses((status = 200, body = Paginated<Member>), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "A page of members, oldest first.", body = Paginated<Member>),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn list_members(
     caller: Caller,
@@ -109,7 +130,10 @@ pub async fn list_members(
 /// One member of the organization.
 #[utoipa::path(get, path = "/organizations/{org_id}/members/{user_id}", tag = "members",
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
-    responses((status = 200, body = Member), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The member.", body = Member),
+        (status = 404, description = MEMBER_NOT_FOUND, body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn get_member(
     caller: Caller,
@@ -126,9 +150,12 @@ pub async fn get_member(
 #[utoipa::path(method(patch, put), path = "/organizations/{org_id}/members/{user_id}", tag = "members",
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = UpdateMember,
     responses(
-        (status = 200, body = Membership),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "last owner", body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 200, description = "The membership as updated.", body = Membership),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = MEMBER_NOT_FOUND, body = ErrorBody),
+        (status = 409, description = LAST_OWNER, body = ErrorBody),
+        (status = 422, description = "`invalid_input`: neither role nor status, a null, an unknown \
+            value or field; or a status for an invitation, which only its invitee can accept.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn update_member(
@@ -145,7 +172,7 @@ pub async fn update_member(
         org_id,
         user_id,
         body.role.as_ref(),
-        body.status,
+        body.status.map(Into::into),
     )
     .await?;
     Ok(HttpResponse::Ok().json(membership))
@@ -155,8 +182,10 @@ pub async fn update_member(
 #[utoipa::path(delete, path = "/organizations/{org_id}/members/{user_id}", tag = "members",
     params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses(
-        (status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "last owner", body = ErrorBody),
+        (status = 204, description = "Removed."),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = MEMBER_NOT_FOUND, body = ErrorBody),
+        (status = 409, description = LAST_OWNER, body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn remove_member(
@@ -174,8 +203,10 @@ pub async fn remove_member(
 #[utoipa::path(post, path = "/organizations/{org_id}/invitations/accept", tag = "members",
     params(("org_id" = Uuid, Path)),
     responses(
-        (status = 200, body = Membership),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 200, description = "The membership, now active.", body = Membership),
+        (status = 404, description = "`not_found`: no such organization, or no invitation of the \
+            caller's there.", body = ErrorBody),
+        (status = 409, description = "`invitation_not_pending`: the membership is not `invited`.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn accept_invitation(

@@ -27,6 +27,12 @@ pub fn resource(pattern: &'static str) -> actix_web::Resource {
     web::resource(pattern).name(pattern)
 }
 
+/// RNFND's answer, the same whatever the reason, so as not to tell what exists.
+pub const NOT_VISIBLE: &str =
+    "`not_found`: the organization does not exist, is deleted, or the caller is no active member.";
+/// RDNID's answer.
+pub const FORBIDDEN: &str = "`forbidden`: the caller's role lacks the permission.";
+
 /// A 200 response from JSON already serialized (by the cache or just now).
 pub fn json_bytes(body: Vec<u8>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()

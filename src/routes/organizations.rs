@@ -3,11 +3,13 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::db::organizations::{self as db, Organization, UserOrganization};
-use crate::domain::{NewOrganization, OrganizationChanges, Page, PageParams, Paginated};
+use crate::domain::{
+    NewOrganization, OrganizationChanges, OrganizationChangesSchema, Page, PageParams, Paginated,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
-use crate::routes::json_bytes;
+use crate::routes::{json_bytes, FORBIDDEN, NOT_VISIBLE};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -33,9 +35,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(post, path = "/organizations", tag = "organizations",
     request_body = NewOrganization,
     responses(
-        (status = 201, body = Organization, headers(("Location" = String))),
-        (status = 409, description = "name or slug taken", body = ErrorBody),
-        (status = 422, description = "invalid field", body = ErrorBody),
+        (status = 201, description = "Created; the caller is its owner.", body = Organization,
+            headers(("Location" = String, description = "`/organizations/{id}`"))),
+        (status = 409, description = "`name_taken`, `slug_taken`: in use in the tenant.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: a field of the wrong shape, or a value the \
+            organization's constraints refuse (the message names it).", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn create_organization(
@@ -52,7 +56,7 @@ pub async fn create_organization(
 
 /// The caller's organizations, with its role and status in each.
 #[utoipa::path(get, path = "/organizations", tag = "organizations", params(PageParams),
-    responses((status = 200, body = Paginated<UserOrganization>), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "A page of the caller's organizations.", body = Paginated<UserOrganization>)),
     security(("bearer" = [])))]
 pub async fn list_organizations(
     caller: Caller,
@@ -67,7 +71,10 @@ pub async fn list_organizations(
 /// One organization, with its count of active members.
 #[utoipa::path(get, path = "/organizations/{org_id}", tag = "organizations",
     params(("org_id" = Uuid, Path)),
-    responses((status = 200, body = Organization), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 200, description = "The organization.", body = Organization),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn get_organization(
     caller: Caller,
@@ -82,11 +89,15 @@ pub async fn get_organization(
 /// unknown fields are refused with 422.
 #[utoipa::path(method(patch, put), path = "/organizations/{org_id}", tag = "organizations",
     params(("org_id" = Uuid, Path)),
-    request_body(content = Object, description = "Any of name, slug, description, domain, billing_email, billing_address, stripe_customer_id, metadata"),
+    request_body(content = OrganizationChangesSchema, description = "Any of the fields, each as on creation; \
+        `null` clears description, domain, billing_email, billing_address, stripe_customer_id."),
     responses(
-        (status = 200, body = Organization),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 200, description = "The organization as updated.", body = Organization),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+        (status = 409, description = "`name_taken`, `slug_taken`: in use in the tenant.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: an unknown field, null for name, slug or \
+            metadata, a field of the wrong type, or a value the organization's constraints refuse.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn update_organization(
@@ -104,7 +115,11 @@ pub async fn update_organization(
 /// Soft-delete an organization (owners and tenant admins).
 #[utoipa::path(delete, path = "/organizations/{org_id}", tag = "organizations",
     params(("org_id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn delete_organization(
     caller: Caller,
@@ -120,8 +135,9 @@ pub async fn delete_organization(
 #[utoipa::path(get, path = "/users/{user_id}/organizations", tag = "organizations",
     params(("user_id" = Uuid, Path), PageParams),
     responses(
-        (status = 200, body = Paginated<UserOrganization>),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 200, description = "A page of the user's organizations.", body = Paginated<UserOrganization>),
+        (status = 403, description = "`forbidden`: another user's, and the caller is no tenant admin.", body = ErrorBody),
+        (status = 404, description = "`user_not_found`: no such user in the caller's tenant.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn list_user_organizations(
@@ -138,7 +154,10 @@ pub async fn list_user_organizations(
 
 /// Every organization of the caller's tenant (tenant admins).
 #[utoipa::path(get, path = "/tenant/organizations", tag = "organizations", params(PageParams),
-    responses((status = 200, body = Paginated<Organization>), (status = 403, body = ErrorBody)),
+    responses(
+        (status = 200, description = "A page of the tenant's organizations.", body = Paginated<Organization>),
+        (status = 403, description = "`forbidden`: the caller is no tenant admin.", body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn list_tenant_organizations(
     caller: Caller,

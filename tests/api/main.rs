@@ -9,6 +9,7 @@ mod errors;
 mod health;
 mod helpers;
 mod invitations;
+mod json_values;
 mod logins;
 mod members;
 mod openapi;

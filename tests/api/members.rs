@@ -163,6 +163,54 @@ async fn update_member_changes_role_and_status_under_patch_and_put() {
     assert_eq!(json!("suspended"), stored["status"], "the stored status");
 }
 
+/// A membership's role and status cannot be cleared, so `null` is refused by name rather than
+/// read as "absent" (it used to be: `{"role": null, "status": "suspended"}` suspended). Null on
+/// POST still means "the default". As the API document says (tests/api/openapi.rs).
+#[tokio::test]
+async fn update_member_refuses_null_and_add_member_takes_it_as_the_default() {
+    let app = spawn_app().await;
+    let owner = app.user("olivia").await;
+    let mia = app.user("mia").await;
+    let nina = app.user("nina").await;
+    let org = app.new_org(&owner, "acme").await;
+    app.new_member(&owner, org, &mia, "member", "active").await;
+
+    for (body, field) in [
+        (json!({"role": null}), "role"),
+        (json!({"status": null}), "status"),
+        (json!({"role": null, "status": "suspended"}), "role"),
+        (json!({"role": "admin", "status": null}), "status"),
+    ] {
+        let response = app.update_member(&owner.token, org, mia.id, &body).await;
+        let context = format!("PATCH {body}");
+        let message = assert_error(response, 422, "invalid_input", &context).await;
+        assert!(
+            message.contains(field),
+            "{context}: names {field}: {message}"
+        );
+    }
+    let (rows, _) = assert_page(app.list_members(&owner.token, org, "").await, "list").await;
+    let stored = rows
+        .iter()
+        .find(|r| r["user_id"] == json!(mia.id))
+        .expect("mia");
+    assert_eq!(
+        (json!("member"), json!("active")),
+        (stored["role"].clone(), stored["status"].clone()),
+        "nothing changed"
+    );
+
+    let body = json!({"user_id": nina.id, "role": null, "status": null});
+    let membership = assert_json(
+        app.add_member(&owner.token, org, &body).await,
+        201,
+        "POST members with null role and status",
+    )
+    .await;
+    assert_eq!(json!("member"), membership["role"], "the default role");
+    assert_eq!(json!("active"), membership["status"], "the default status");
+}
+
 #[tokio::test]
 async fn remove_member_returns_204_and_removing_yourself_is_leaving() {
     let app = spawn_app().await;

@@ -220,7 +220,7 @@ async fn json_numbers_round_trip_exactly_through_post_patch_and_get() {
 
 /// Exact numbers have a cost: jsonb prints a number in full, so `1e131071` would come back as
 /// 131072 digits in every read of the organization. A number written with an exponent beyond
-/// f64's (±308, what was accepted before numbers were kept exact) is refused with a 422 naming
+/// f64's (-324..308, what was accepted before numbers were kept exact) is refused with a 422 naming
 /// the field, and so is one that PostgreSQL's numeric cannot hold.
 #[tokio::test]
 async fn json_numbers_that_would_blow_up_are_422_naming_the_field() {

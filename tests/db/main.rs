@@ -32,7 +32,8 @@ async fn migrations_create_roster_schema() {
 
 /// A migration must not die of limits meant for ordinary sessions: a DBA may set them on the
 /// database or on the owner's role (`alter role ... set statement_timeout`), and the request
-/// timeouts are such limits. 1 ms is far below what the migrations take.
+/// timeouts are such limits. 100 ms is far below what the migrations take (seconds), and
+/// above what reading a setting takes on a loaded machine.
 #[tokio::test]
 async fn migrations_ignore_the_statement_and_lock_timeouts_of_the_database() {
     let db = common::empty_database().await;
@@ -40,8 +41,8 @@ async fn migrations_ignore_the_statement_and_lock_timeouts_of_the_database() {
     let quoted = roster::quote_ident(&db.name);
     admin
         .batch_execute(&format!(
-            "alter database {quoted} set statement_timeout = 1; \
-             alter database {quoted} set lock_timeout = 1"
+            "alter database {quoted} set statement_timeout = 100; \
+             alter database {quoted} set lock_timeout = 100"
         ))
         .await
         .expect("set the database's timeouts");
@@ -54,13 +55,13 @@ async fn migrations_ignore_the_statement_and_lock_timeouts_of_the_database() {
         .await
         .expect("read statement_timeout");
     assert_eq!(
-        "1ms",
+        "100ms",
         row.get::<_, &str>("timeout"),
         "new sessions get the database's statement_timeout"
     );
     let applied = roster::migrate(&db.url).await.unwrap_or_else(|e| {
         panic!(
-            "migrate under a 1 ms statement_timeout: {}",
+            "migrate under a 100 ms statement_timeout: {}",
             roster::error::cause_chain(&e)
         )
     });
