@@ -1,5 +1,6 @@
-//! Bearer JWT authentication. A token only says who the caller claims to be; whether that user
-//! exists and what it may do is decided by the database on every request.
+//! Bearer JWT authentication. A token only says who the caller claims to be: a user (`sub` =
+//! its id) or a service of one tenant (`sub` = `service:NAME`, `tid` = the tenant); whether the
+//! user exists and what it may do is decided by the database on every request.
 
 use std::future::{ready, Ready};
 
@@ -26,6 +27,31 @@ struct Checked {
     nbf: Option<Value>,
     #[serde(default)]
     iat: Option<Value>,
+    #[serde(default)]
+    tid: Option<Value>,
+}
+
+/// Who a valid token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User(Uuid),
+    /// A service of one tenant: it may check, explain and look up access for any user of that
+    /// tenant, and register the tenant's permissions; nothing else.
+    Service {
+        name: String,
+        tenant: Uuid,
+    },
+}
+
+/// The `sub` prefix of service tokens.
+pub const SERVICE_PREFIX: &str = "service:";
+
+/// A service's name: `^[a-z][a-z0-9_-]{0,62}$`.
+pub fn valid_service_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// `JWT_AUDIENCE=*`: any `aud`, or none, is accepted (an explicit choice, RFC 8725 section 3.9).
@@ -34,8 +60,11 @@ pub const ANY_AUDIENCE: &str = "*";
 /// The claims `roster token` writes.
 #[derive(Debug, Serialize)]
 pub struct Claims {
-    /// The user's id.
-    pub sub: Uuid,
+    /// The user's id, or `service:NAME`.
+    pub sub: String,
+    /// A service's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<Uuid>,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
@@ -114,25 +143,42 @@ impl JwtVerifier {
         })
     }
 
-    /// The user a valid token speaks for.
-    pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
+    /// The principal a valid token speaks for.
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         self.check(token, jsonwebtoken::get_current_timestamp())
             .map_err(ApiError::invalid_token)
     }
 
     /// Why a token is refused, as one of a few fixed texts: never the library's message, which
     /// can quote the unverified token (`unknown variant ...` for an `alg` it does not know).
-    fn check(&self, token: &str, now: u64) -> Result<Uuid, &'static str> {
+    fn check(&self, token: &str, now: u64) -> Result<Principal, &'static str> {
         let data = jsonwebtoken::decode::<Checked>(token, &self.key, &self.validation)
             .map_err(|e| reason(e.kind()))?;
         check_header(&data.header)?;
         self.times.check(&data.claims, now)?;
-        data.claims
-            .sub
-            .as_ref()
-            .and_then(Value::as_str)
-            .and_then(|sub| Uuid::parse_str(sub).ok())
-            .ok_or("sub is not a UUID")
+        let sub = data.claims.sub.as_ref().and_then(Value::as_str);
+        match sub.and_then(|sub| sub.strip_prefix(SERVICE_PREFIX)) {
+            Some(name) => {
+                if !valid_service_name(name) {
+                    return Err("malformed service name");
+                }
+                let tenant = data
+                    .claims
+                    .tid
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .and_then(|tid| Uuid::parse_str(tid).ok())
+                    .ok_or("a service token needs tid, its tenant's id")?;
+                Ok(Principal::Service {
+                    name: name.to_owned(),
+                    tenant,
+                })
+            }
+            None => sub
+                .and_then(|sub| Uuid::parse_str(sub).ok())
+                .map(Principal::User)
+                .ok_or("sub is not a UUID"),
+        }
     }
 }
 
@@ -235,11 +281,43 @@ fn reason(kind: &ErrorKind) -> &'static str {
     }
 }
 
-/// Signs a token for `roster token` (HS256 only: Roster never holds an identity provider's
-/// private key).
+/// Signs a user's token for `roster token` (HS256 only: Roster never holds an identity
+/// provider's private key).
 pub fn issue_token(
     settings: &JwtSettings,
     user: Uuid,
+    org: Option<Uuid>,
+    ttl_seconds: u64,
+) -> Result<String, SettingsError> {
+    sign(settings, user.to_string(), None, org, ttl_seconds)
+}
+
+/// Signs a service's token for `roster token --service NAME --tenant TENANT`.
+pub fn issue_service_token(
+    settings: &JwtSettings,
+    name: &str,
+    tenant: Uuid,
+    ttl_seconds: u64,
+) -> Result<String, SettingsError> {
+    if !valid_service_name(name) {
+        return Err(SettingsError {
+            name: "--service",
+            problem: format!("{name:?} is not a service name: 1 to 63 characters of a-z, 0-9, _ and -, starting with a letter"),
+        });
+    }
+    sign(
+        settings,
+        format!("{SERVICE_PREFIX}{name}"),
+        Some(tenant),
+        None,
+        ttl_seconds,
+    )
+}
+
+fn sign(
+    settings: &JwtSettings,
+    sub: String,
+    tid: Option<Uuid>,
     org: Option<Uuid>,
     ttl_seconds: u64,
 ) -> Result<String, SettingsError> {
@@ -260,7 +338,8 @@ pub fn issue_token(
     }
     let now = jsonwebtoken::get_current_timestamp();
     let claims = Claims {
-        sub: user,
+        sub,
+        tid,
         exp: now + ttl_seconds,
         iat: Some(now),
         iss: settings.issuer.clone(),
@@ -278,7 +357,9 @@ pub fn issue_token(
     })
 }
 
-/// The authenticated caller: extracting it from a request checks the bearer token.
+/// The authenticated user: extracting it from a request checks the bearer token, and refuses
+/// a service's (403): services only check, explain and look up access, and register
+/// permissions, through the endpoints that take a [`Principal`].
 #[derive(Debug, Clone, Copy)]
 pub struct Caller {
     pub user_id: Uuid,
@@ -289,11 +370,26 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Caller, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(request).and_then(|principal| match principal {
+            Principal::User(user_id) => Ok(Caller { user_id }),
+            Principal::Service { .. } => Err(ApiError::service_refused(
+                request.method().as_str(),
+                request.match_pattern().as_deref().unwrap_or(request.path()),
+            )),
+        }))
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Ready<Result<Principal, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(authenticate(request))
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
+fn authenticate(request: &HttpRequest) -> Result<Principal, ApiError> {
     let verifier = request
         .app_data::<web::Data<JwtVerifier>>()
         .ok_or_else(|| ApiError::Internal("JwtVerifier is not registered".into()))?;
@@ -314,9 +410,7 @@ fn authenticate(request: &HttpRequest) -> Result<Caller, ApiError> {
             reason: "expected Authorization: Bearer <token>",
             message: "expected Authorization: Bearer <token>".into(),
         })?;
-    Ok(Caller {
-        user_id: verifier.verify(token)?,
-    })
+    verifier.verify(token)
 }
 
 #[cfg(test)]
@@ -386,7 +480,7 @@ mod tests {
         header.extras.insert("x", 1.5);
         let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
             .expect("sign");
-        assert_eq!(Ok(user), verifier.check(&token, now));
+        assert_eq!(Ok(Principal::User(user)), verifier.check(&token, now));
     }
 
     #[test]

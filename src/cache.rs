@@ -163,33 +163,49 @@ impl Deps {
     }
 }
 
-/// The keys of cached items, in one place, without the namespace the cache prefixes. Every
-/// key names its tenant.
+/// A cache key: its tenant (`NO_TENANT` when the caller's tenant is not known yet: only
+/// refusals of strangers are found under it, in this process) and its name, without the
+/// namespace the cache prefixes. Every name includes the tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub tenant: Uuid,
+    pub name: String,
+}
+
+/// The keys of cached items, in one place.
 pub mod keys {
+    use super::Key;
     use uuid::Uuid;
 
-    pub fn identity(tenant: Uuid, user: Uuid) -> String {
-        format!("identity:{tenant}:{user}")
+    fn key(tenant: Uuid, name: String) -> Key {
+        Key { tenant, name }
     }
 
-    pub fn access(tenant: Uuid, org: Uuid, user: Uuid) -> String {
-        format!("access:{tenant}:{org}:{user}")
+    pub fn identity(tenant: Uuid, user: Uuid) -> Key {
+        key(tenant, format!("identity:{tenant}:{user}"))
     }
 
-    pub fn organization(tenant: Uuid, org: Uuid) -> String {
-        format!("org:{tenant}:{org}")
+    pub fn access(tenant: Uuid, org: Uuid, user: Uuid) -> Key {
+        key(tenant, format!("access:{tenant}:{org}:{user}"))
     }
 
-    pub fn members(tenant: Uuid, org: Uuid, limit: i32, offset: i32) -> String {
-        format!("members:{tenant}:{org}:{limit}:{offset}")
+    pub fn organization(tenant: Uuid, org: Uuid) -> Key {
+        key(tenant, format!("org:{tenant}:{org}"))
     }
 
-    pub fn user_organizations(tenant: Uuid, user: Uuid, limit: i32, offset: i32) -> String {
-        format!("user-orgs:{tenant}:{user}:{limit}:{offset}")
+    pub fn members(tenant: Uuid, org: Uuid, limit: i32, offset: i32) -> Key {
+        key(tenant, format!("members:{tenant}:{org}:{limit}:{offset}"))
     }
 
-    pub fn catalogue(tenant: Uuid) -> String {
-        format!("perm-names:{tenant}")
+    pub fn user_organizations(tenant: Uuid, user: Uuid, limit: i32, offset: i32) -> Key {
+        key(
+            tenant,
+            format!("user-orgs:{tenant}:{user}:{limit}:{offset}"),
+        )
+    }
+
+    pub fn catalogue(tenant: Uuid) -> Key {
+        key(tenant, format!("perm-names:{tenant}"))
     }
 
     pub(super) const EPOCH: &str = "epoch";
@@ -250,7 +266,7 @@ pub enum Place {
 
 /// One entry to store after a database read.
 pub struct Fill {
-    pub key: String,
+    pub key: Key,
     pub deps: Deps,
     pub payload: Vec<u8>,
     pub place: Place,
@@ -385,31 +401,33 @@ impl Cache {
         }
     }
 
-    /// Reads `keys` (all of `tenant`; of `NO_TENANT` when the caller's tenant is not known),
-    /// validated: from Redis, then the in-process store. Every key is a miss when the cache is
-    /// not usable; when Redis fails, `epoch` is None so that nothing is written there. An
-    /// unknown tenant's keys are not asked of Redis, which never holds them; with no keys, the
-    /// lookup reads only the epoch that a fill will be written under.
-    pub async fn lookup(&self, tenant: Option<Uuid>, keys: &[String]) -> Lookup {
+    /// Reads `keys`, validated: from Redis, then the in-process store. Every key is a miss
+    /// when the cache is not usable; when Redis fails, `epoch` is None so that nothing is
+    /// written there. Keys of `NO_TENANT` are not asked of Redis, which never holds them; with
+    /// no keys for Redis, the lookup reads only the epoch that a fill will be written under.
+    pub async fn lookup(&self, keys: &[Key]) -> Lookup {
         let started = Instant::now();
         if !self.listening.load(Ordering::Acquire) {
             return Lookup::misses(keys.len());
         }
         let generation = self.local_generation.load(Ordering::Acquire);
-        let shared = match tenant {
-            Some(_) => keys,
-            None => &[],
-        };
-        let (epoch, mut values) = self.lookup_shared(tenant, shared).await;
-        values.resize(keys.len(), None);
-        let tenant = tenant.unwrap_or(NO_TENANT);
+        let shared: Vec<&Key> = keys.iter().filter(|k| k.tenant != NO_TENANT).collect();
+        let (epoch, shared_values) = self.lookup_shared(&shared).await;
+        let mut shared_values = shared_values.into_iter();
+        let mut values: Vec<Option<Vec<u8>>> = keys
+            .iter()
+            .map(|k| match k.tenant == NO_TENANT {
+                true => None,
+                false => shared_values.next().flatten(),
+            })
+            .collect();
         {
             let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
             let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
             for (value, key) in values.iter_mut().zip(keys).filter(|(v, _)| v.is_none()) {
-                *value = local.get(key).and_then(|entry| {
+                *value = local.get(&key.name).and_then(|entry| {
                     let fresh = entry.generation == generation
-                        && entry.deps.tenant == tenant
+                        && entry.deps.tenant == key.tenant
                         && entry.deps.fresh_items(&minimums);
                     fresh.then(|| entry.payload.clone())
                 });
@@ -427,13 +445,9 @@ impl Cache {
     }
 
     /// The epoch and the fresh values of `keys` in Redis (None each on any failure).
-    async fn lookup_shared(
-        &self,
-        tenant: Option<Uuid>,
-        keys: &[String],
-    ) -> (Option<String>, Vec<Option<Vec<u8>>>) {
+    async fn lookup_shared(&self, keys: &[&Key]) -> (Option<String>, Vec<Option<Vec<u8>>>) {
         let misses = || vec![None; keys.len()];
-        let full_keys: Vec<String> = keys.iter().map(|key| self.key(key)).collect();
+        let full_keys: Vec<String> = keys.iter().map(|key| self.key(&key.name)).collect();
         let mut command = redis::cmd("MGET");
         command.arg(self.key(keys::EPOCH));
         for key in &full_keys {
@@ -470,11 +484,11 @@ impl Cache {
         };
         let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
         let values = reply
-            .zip(&full_keys)
-            .map(|(raw, key)| {
-                let entry = self.open(key, raw?)?;
+            .zip(full_keys.iter().zip(keys))
+            .map(|(raw, (full_key, key))| {
+                let entry = self.open(full_key, raw?)?;
                 let fresh = entry.epoch() == epoch.as_bytes()
-                    && Some(entry.tenant) == tenant
+                    && entry.tenant == key.tenant
                     && Deps::fresh(entry.tenant, entry.deps(), &minimums);
                 fresh.then(|| entry.into_payload())
             })
@@ -509,7 +523,7 @@ impl Cache {
                         deps: fill.deps,
                         payload: fill.payload,
                     };
-                    store.put(fill.key, entry);
+                    store.put(fill.key.name, entry);
                 }
             }
         }
@@ -519,7 +533,7 @@ impl Cache {
         }
         let mut pipeline = redis::pipe();
         for fill in shared {
-            let key = self.key(&fill.key);
+            let key = self.key(&fill.key.name);
             let value = self.seal(&key, epoch, &fill.deps, &fill.payload);
             pipeline.set_ex(key, value, self.ttl_seconds).ignore();
         }

@@ -130,6 +130,24 @@ impl ApiError {
         )
     }
 
+    /// RUSNF's answer for a user outside a service's tenant.
+    pub fn user_not_found(user: uuid::Uuid) -> ApiError {
+        ApiError::rejected(
+            StatusCode::NOT_FOUND,
+            "user_not_found",
+            &format!("user {user} not found in this tenant"),
+        )
+    }
+
+    /// A service token on an endpoint for users.
+    pub fn service_refused(method: &str, path: &str) -> ApiError {
+        ApiError::rejected(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("a service token may check, explain and look up access and register permissions, not {method} {path}"),
+        )
+    }
+
     /// A path that matches no route.
     pub fn no_route(method: &str, path: &str) -> ApiError {
         ApiError::rejected(
@@ -423,6 +441,8 @@ mod tests {
             ApiError::permission_denied("member", "members:invite", "acme"),
             ApiError::unknown_permission("checks[0].permission", "x:y"),
             ApiError::no_route("GET", "/x"),
+            ApiError::user_not_found(uuid::Uuid::nil()),
+            ApiError::service_refused("GET", "/x"),
         ];
         samples
             .iter()

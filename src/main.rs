@@ -21,13 +21,21 @@ enum Command {
     Serve,
     /// Apply pending migrations from sql/migrations, creating the database if it is missing.
     Migrate,
-    /// Print a signed token (HS256, JWT_SECRET) for a user, for development and scripts.
+    /// Print a signed token (HS256, JWT_SECRET) for a user, or with --service and --tenant for
+    /// a service of a tenant (it may check, explain and look up access for the tenant's users,
+    /// and register the tenant's permissions).
     Token {
         /// The user's id (the token's `sub`).
-        #[arg(long)]
-        user: Uuid,
-        /// An organization id to record in the token (informational only).
-        #[arg(long)]
+        #[arg(long, required_unless_present = "service", conflicts_with_all = ["service", "tenant"])]
+        user: Option<Uuid>,
+        /// A service's name (`sub` = `service:NAME`).
+        #[arg(long, requires = "tenant")]
+        service: Option<String>,
+        /// The service's tenant (`tid`).
+        #[arg(long, requires = "service")]
+        tenant: Option<Uuid>,
+        /// An organization id to record in a user's token (informational only).
+        #[arg(long, conflicts_with = "service")]
         org: Option<Uuid>,
         /// Lifetime in seconds, at most JWT_MAX_LIFETIME_SECONDS [default: 3600, or that
         /// maximum if lower].
@@ -47,7 +55,13 @@ async fn main() -> ExitCode {
     let result = match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
-        Command::Token { user, org, ttl } => token(user, org, ttl),
+        Command::Token {
+            user,
+            service,
+            tenant,
+            org,
+            ttl,
+        } => token(user, service.zip(tenant), org, ttl),
         Command::Demo => demo().await,
     };
     match result {
@@ -86,10 +100,22 @@ async fn serve() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn token(user: Uuid, org: Option<Uuid>, ttl: Option<u64>) -> Result<(), Box<dyn Error>> {
+fn token(
+    user: Option<Uuid>,
+    service: Option<(String, Uuid)>,
+    org: Option<Uuid>,
+    ttl: Option<u64>,
+) -> Result<(), Box<dyn Error>> {
     let settings = JwtSettings::from_env()?;
     let ttl = ttl.unwrap_or(settings.max_lifetime_seconds.min(3600));
-    println!("{}", roster::auth::issue_token(&settings, user, org, ttl)?);
+    let token = match (user, service) {
+        (Some(user), _) => roster::auth::issue_token(&settings, user, org, ttl)?,
+        (None, Some((name, tenant))) => {
+            roster::auth::issue_service_token(&settings, &name, tenant, ttl)?
+        }
+        (None, None) => return Err("give --user, or --service and --tenant".into()),
+    };
+    println!("{token}");
     Ok(())
 }
 

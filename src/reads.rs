@@ -1,26 +1,29 @@
-//! The reads that the cache serves: each asks the cache once for the caller's access (or
-//! identity) and the response, and when either is missing makes one database round trip that
+//! The reads that the cache serves: each asks the cache once for the access (or identity) it
+//! needs and the response, and when either is missing makes one database round trip that
 //! returns both, then stores them. Without a cache the same single round trip answers.
 //!
-//! Keys name the caller's tenant, which this process learns from the database's first answer
-//! for that user. Decisions taken from a cached entry are the database's (`Access::require`
-//! reports what `roster.member_access` said). Only what the data bounds goes to Redis:
-//! refusals for ids that exist nowhere stay in this process (`Place::Local`), and only the
-//! first pages of lists are cached.
+//! Keys name the tenant of the user they are about, which this process learns from the
+//! database's first answer for that user (or from a service's token). Decisions taken from a
+//! cached entry are the database's (`Access::require` reports what `roster.member_access`
+//! said). Only what the data bounds goes to Redis: refusals for ids that exist nowhere stay in
+//! this process (`Place::Local`), and only the first pages of lists are cached.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cache::{keys, Cache, Deps, Fill, Lookup, Place, NO_TENANT};
+use crate::auth::Principal;
+use crate::cache::{keys, Cache, Deps, Fill, Key, Lookup, Place, NO_TENANT};
 use crate::db::authz::{self, Access, Catalogue, Identity};
 use crate::db::{self, members, organizations};
 use crate::domain::{Page, Paginated};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Pages of a list that are cached: the first few, aligned on their size. Later ones, and
-/// odd offsets, always read the database (so that a client cannot fill the cache with every
-/// limit × offset).
+/// Pages of a list that are cached: the first few, aligned on their size. Later ones, odd
+/// offsets and cursor pages always read the database (so that a client cannot fill the cache
+/// with every limit × offset).
 const CACHED_PAGES: i32 = 5;
 
 fn cached_page(page: Page) -> bool {
@@ -46,18 +49,25 @@ fn identity_fill(identity: &Identity, user: Uuid) -> (Uuid, Deps, Place) {
 
 /// The same for an access: a refusal for an organization the user's tenant does not have
 /// stays in this process.
-fn access_fill(access: &Access, user: Uuid, org: Uuid) -> Fill {
+fn access_fill(access: &Access, user: Uuid, org: Uuid) -> Result<Fill, ApiError> {
     let (tenant, deps, place) = identity_fill(&access.identity, user);
     let place = match access.org_version {
         0 => Place::Local,
         _ => place,
     };
-    Fill {
+    Ok(Fill {
         key: keys::access(tenant, org, user),
         deps: deps.organization(org, access.org_version),
-        payload: Vec::new(),
+        payload: encode(access)?,
         place,
-    }
+    })
+}
+
+/// The tenant this process knows a user to be in, or `NO_TENANT`.
+fn tenant_of(cache: Option<&Cache>, user: Uuid) -> Uuid {
+    cache
+        .and_then(|cache| cache.tenant_of(user))
+        .unwrap_or(NO_TENANT)
 }
 
 /// `GET /organizations/{org}`: the organization as JSON.
@@ -106,14 +116,13 @@ pub async fn user_organizations(
     page: Page,
 ) -> Result<Vec<u8>, ApiError> {
     let cache = state.cache.as_deref();
-    let tenant = cache.and_then(|cache| cache.tenant_of(caller));
     let body_key = |tenant| {
         cached_page(page).then(|| keys::user_organizations(tenant, caller, page.limit, page.offset))
     };
-    let known = tenant.unwrap_or(NO_TENANT);
+    let known = tenant_of(cache, caller);
     let mut wanted = vec![keys::identity(known, caller)];
     wanted.extend(body_key(known));
-    let lookup = lookup(cache, tenant, &wanted).await;
+    let lookup = lookup(cache, &wanted).await;
     if let Some(identity) = decode::<Identity>(&lookup.values[0]) {
         identity.require_live()?;
         if let Some(Some(body)) = lookup.values.get(1) {
@@ -152,92 +161,156 @@ pub async fn user_organizations(
     result
 }
 
-/// The caller's access to each organization, in order, for `/me`: from the cache, with one
-/// database round trip for all the misses.
-pub async fn access(
-    state: &AppState,
-    caller: Uuid,
-    orgs: &[Uuid],
-) -> Result<Vec<Access>, ApiError> {
-    Ok(accesses(state, caller, orgs).await?.0)
+/// The caller's access to an organization, for `/me`.
+pub async fn access(state: &AppState, caller: Uuid, org: Uuid) -> Result<Access, ApiError> {
+    let (mut access, _) = accesses(state, &[(caller, org)], None).await?;
+    let access = access.remove(0);
+    access.identity.require_live()?;
+    Ok(access)
 }
 
-/// `POST /authz/check`: whether the caller holds each (organization, permission), in order.
-/// A refusal of a name that is in no catalogue of the caller's tenant is an error
-/// (`unknown_permission`, naming `checks[i].permission`), as in `roster.has_permission`.
+/// One check of `POST /authz/check`: may `user` (the caller itself when None) do `permission`
+/// in `organization`?
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub organization: Uuid,
+    pub permission: &'a str,
+    pub user: Option<Uuid>,
+}
+
+/// `POST /authz/check`: the answers, in order. A user asks about itself, or about another user
+/// with members:read in that organization (404/403 otherwise, as for any read there); a
+/// service asks about users of its tenant (one of another tenant holds nothing). A refused
+/// name that is in no catalogue of the tenant is an error (`unknown_permission`, naming
+/// `checks[i].permission`), as in `roster.has_permission`.
 pub async fn check(
     state: &AppState,
-    caller: Uuid,
-    checks: &[(Uuid, &str)],
+    principal: &Principal,
+    checks: &[Check<'_>],
 ) -> Result<Vec<bool>, ApiError> {
-    let orgs: Vec<Uuid> = checks.iter().map(|(org, _)| *org).collect();
-    let (access, catalogue) = accesses(state, caller, &orgs).await?;
+    let (asker, tenant) = match principal {
+        Principal::User(id) => (Some(*id), None),
+        Principal::Service { tenant, .. } => (None, Some(*tenant)),
+    };
+    let mut subjects = Vec::with_capacity(checks.len());
+    for (i, check) in checks.iter().enumerate() {
+        match check.user.or(asker) {
+            Some(subject) => subjects.push(subject),
+            None => {
+                return Err(ApiError::Invalid(format!(
+                    "checks[{i}].user_id: required with a service token"
+                )))
+            }
+        }
+    }
+    // The asker's own access, where it asks about someone else: members:read is needed there.
+    let mut pairs: Vec<(Uuid, Uuid)> = checks
+        .iter()
+        .zip(&subjects)
+        .map(|(check, subject)| (*subject, check.organization))
+        .collect();
+    let mut vouching: Vec<usize> = Vec::new();
+    if let Some(asker) = asker {
+        for (check, subject) in checks.iter().zip(&subjects) {
+            if *subject != asker {
+                vouching.push(pairs.len());
+                pairs.push((asker, check.organization));
+            }
+        }
+    }
+    let (access, catalogue) = accesses(state, &pairs, tenant).await?;
+    if asker.is_some() {
+        // The asker's identity: its own pair, or any pair it vouches through.
+        let own = access
+            .iter()
+            .zip(&pairs)
+            .find(|(_, (user, _))| Some(*user) == asker)
+            .map(|(access, _)| access);
+        if let Some(own) = own {
+            own.identity.require_live()?;
+        }
+    }
+    for index in &vouching {
+        access[*index].require(pairs[*index].1, "members:read")?;
+    }
     let allowed: Vec<bool> = checks
         .iter()
         .zip(&access)
-        .map(|((_, permission), access)| access.allows(permission))
+        .map(|(check, access)| {
+            let in_tenant = tenant.is_none_or(|tenant| access.identity.tenant_id == Some(tenant));
+            in_tenant && access.allows(check.permission)
+        })
         .collect();
     let Some(denied) = allowed.iter().position(|allowed| !allowed) else {
         return Ok(allowed);
     };
-    let catalogue = match (catalogue, access[denied].identity.tenant_id) {
+    let catalogue_tenant = tenant.or(access[denied].identity.tenant_id);
+    let catalogue = match (catalogue, catalogue_tenant) {
         (Some(catalogue), _) => catalogue,
         (None, Some(tenant)) => self::catalogue(state, tenant).await?,
-        (None, None) => return Err(ApiError::Internal("a live caller without a tenant".into())),
+        // An unknown user, asked about by a user of... no tenant: nothing is known to check.
+        (None, None) => Catalogue {
+            names: Vec::new(),
+            tenant_version: 0,
+        },
     };
-    for (i, ((_, permission), allowed)) in checks.iter().zip(&allowed).enumerate() {
-        if !allowed && !catalogue.contains(permission) {
+    for (i, (check, allowed)) in checks.iter().zip(&allowed).enumerate() {
+        if !allowed && !catalogue.contains(check.permission) {
             return Err(ApiError::unknown_permission(
                 &format!("checks[{i}].permission"),
-                permission,
+                check.permission,
             ));
         }
     }
     Ok(allowed)
 }
 
-/// The caller's access to each organization and its tenant's permission catalogue when this
-/// process holds it (a database read for the access fetches it too, if missing).
-async fn accesses(
+/// Each (user, organization)'s access, in order, and the permission catalogue of `tenant` (or
+/// of the first user's tenant) when this process holds it or the database was asked anyway:
+/// from the cache, with one database round trip for all the misses.
+pub async fn accesses(
     state: &AppState,
-    caller: Uuid,
-    orgs: &[Uuid],
+    pairs: &[(Uuid, Uuid)],
+    tenant: Option<Uuid>,
 ) -> Result<(Vec<Access>, Option<Catalogue>), ApiError> {
     let cache = state.cache.as_deref();
-    let tenant = cache.and_then(|cache| cache.tenant_of(caller));
-    let known = tenant.unwrap_or(NO_TENANT);
-    let mut wanted: Vec<String> = orgs
+    let mut wanted: Vec<Key> = pairs
         .iter()
-        .map(|org| keys::access(known, *org, caller))
+        .map(|(user, org)| {
+            let known = tenant.unwrap_or_else(|| tenant_of(cache, *user));
+            keys::access(known, *org, *user)
+        })
         .collect();
-    wanted.push(keys::catalogue(known));
-    let lookup = lookup(cache, tenant, &wanted).await;
-    let mut answers: Vec<Option<Access>> = lookup.values[..orgs.len()].iter().map(decode).collect();
-    let mut catalogue: Option<Catalogue> = lookup.values.get(orgs.len()).and_then(decode);
-    let missing: Vec<Uuid> = orgs
+    let catalogue_tenant = tenant
+        .or_else(|| pairs.first().map(|(user, _)| tenant_of(cache, *user)))
+        .unwrap_or(NO_TENANT);
+    wanted.push(keys::catalogue(catalogue_tenant));
+    let lookup = lookup(cache, &wanted).await;
+    let mut answers: Vec<Option<Access>> =
+        lookup.values[..pairs.len()].iter().map(decode).collect();
+    let mut catalogue: Option<Catalogue> = decode(&lookup.values[pairs.len()]);
+    let missing: Vec<(Uuid, Uuid)> = pairs
         .iter()
         .zip(&answers)
         .filter(|(_, answer)| answer.is_none())
-        .map(|(org, _)| *org)
+        .map(|(pair, _)| *pair)
         .collect();
     if !missing.is_empty() {
         let client = state.db.client().await?;
+        let catalogue_of = catalogue.is_none().then_some(tenant);
         let (fetched, fetched_catalogue) =
-            authz::member_access(&client, caller, &missing, catalogue.is_none()).await?;
+            authz::member_access(&client, &missing, catalogue_of).await?;
         drop(client);
         let mut fills = Vec::with_capacity(fetched.len() + 1);
-        for (org, access) in fetched {
-            learn_tenant(cache, caller, access.identity.tenant_id);
-            fills.push(Fill {
-                payload: encode(&access)?,
-                ..access_fill(&access, caller, org)
-            });
-            for (slot, _) in answers
-                .iter_mut()
-                .zip(orgs)
-                .filter(|(a, o)| a.is_none() && **o == org)
-            {
-                *slot = Some(access.clone());
+        let mut by_pair: HashMap<(Uuid, Uuid), Access> = HashMap::with_capacity(fetched.len());
+        for ((user, org), access) in missing.iter().zip(fetched) {
+            learn_tenant(cache, *user, access.identity.tenant_id);
+            fills.push(access_fill(&access, *user, *org)?);
+            by_pair.insert((*user, *org), access);
+        }
+        for (slot, pair) in answers.iter_mut().zip(pairs) {
+            if slot.is_none() {
+                *slot = by_pair.get(pair).cloned();
             }
         }
         if let Some((tenant, fetched)) = fetched_catalogue {
@@ -246,15 +319,10 @@ async fn accesses(
         }
         store(cache, &lookup, fills).await;
     }
-    let answers: Vec<Access> = answers
+    let answers = answers
         .into_iter()
-        .map(|a| {
-            a.ok_or_else(|| ApiError::Internal("member_access skipped an organization".into()))
-        })
+        .map(|a| a.ok_or_else(|| ApiError::Internal("member_access skipped a pair".into())))
         .collect::<Result<_, _>>()?;
-    if let Some(first) = answers.first() {
-        first.identity.require_live()?;
-    }
     Ok((answers, catalogue))
 }
 
@@ -262,7 +330,7 @@ async fn accesses(
 pub async fn catalogue(state: &AppState, tenant: Uuid) -> Result<Catalogue, ApiError> {
     let cache = state.cache.as_deref();
     let key = keys::catalogue(tenant);
-    let lookup = lookup(cache, Some(tenant), std::slice::from_ref(&key)).await;
+    let lookup = lookup(cache, std::slice::from_ref(&key)).await;
     if let Some(catalogue) = decode::<Catalogue>(&lookup.values[0]) {
         return Ok(catalogue);
     }
@@ -297,18 +365,17 @@ async fn org_scoped_read<T, K, F, Fut>(
 ) -> Result<Vec<u8>, ApiError>
 where
     T: Serialize,
-    K: Fn(Uuid) -> Option<String>,
+    K: Fn(Uuid) -> Option<Key>,
     F: FnOnce(db::Client) -> Fut,
     Fut: std::future::Future<Output = Result<(Access, Option<T>), ApiError>>,
 {
     let cache = state.cache.as_deref();
-    let tenant = cache.and_then(|cache| cache.tenant_of(caller));
     // With the tenant unknown, the keys name NO_TENANT: only refusals of strangers are there
     // (in this process), but the lookup still counts what this read needs.
-    let known = tenant.unwrap_or(NO_TENANT);
+    let known = tenant_of(cache, caller);
     let mut wanted = vec![keys::access(known, org, caller)];
     wanted.extend(body_key(known));
-    let lookup = lookup(cache, tenant, &wanted).await;
+    let lookup = lookup(cache, &wanted).await;
     if let Some(access) = decode::<Access>(&lookup.values[0]) {
         access.require(org, permission)?;
         if let Some(Some(body)) = lookup.values.get(1) {
@@ -317,10 +384,7 @@ where
     }
     let (access, data) = fetch(state.db.client().await?).await?;
     learn_tenant(cache, caller, access.identity.tenant_id);
-    let mut fills = vec![Fill {
-        payload: encode(&access)?,
-        ..access_fill(&access, caller, org)
-    }];
+    let mut fills = vec![access_fill(&access, caller, org)?];
     let result = access.require(org, permission).and_then(|()| {
         let data =
             data.ok_or_else(|| ApiError::Internal("access granted but no data returned".into()))?;
@@ -343,9 +407,9 @@ where
     result
 }
 
-async fn lookup(cache: Option<&Cache>, tenant: Option<Uuid>, keys: &[String]) -> Lookup {
+async fn lookup(cache: Option<&Cache>, keys: &[Key]) -> Lookup {
     match cache {
-        Some(cache) => cache.lookup(tenant, keys).await,
+        Some(cache) => cache.lookup(keys).await,
         None => Lookup::misses(keys.len()),
     }
 }

@@ -99,29 +99,37 @@ impl Access {
     }
 }
 
-/// `roster.member_access` for several organizations in one statement and, with
-/// `with_catalogue`, the user's tenant's `roster.permission_catalogue` in the same statement.
+/// `roster.member_access` for several (user, organization) pairs in one statement and, with
+/// `catalogue_of` (a tenant, or None for the first user's), that tenant's
+/// `roster.permission_catalogue` in the same statement.
 pub async fn member_access(
     client: &Client,
-    user: Uuid,
-    orgs: &[Uuid],
-    with_catalogue: bool,
-) -> Result<(Vec<(Uuid, Access)>, Option<(Uuid, Catalogue)>), ApiError> {
+    pairs: &[(Uuid, Uuid)],
+    catalogue_of: Option<Option<Uuid>>,
+) -> Result<(Vec<Access>, Option<(Uuid, Catalogue)>), ApiError> {
+    let (users, orgs): (Vec<Uuid>, Vec<Uuid>) = pairs.iter().copied().unzip();
     let rows = query(
         client,
-        "select o.organization_id, a.*, c.names as catalogue_names, \
-                c.tenant_version as catalogue_tenant_version \
-           from unnest($2::uuid[]) with ordinality as o(organization_id, n) \
-          cross join lateral roster.member_access($1, o.organization_id) a \
-           left join lateral (select * from roster.permission_catalogue(a.tenant_id) \
-                               where $3 and o.n = 1 and a.tenant_id is not null offset 0) c on true",
-        &[&user, &orgs, &with_catalogue],
+        "select a.*, c.names as catalogue_names, c.tenant_version as catalogue_tenant_version, \
+                coalesce($4, a.tenant_id) as catalogue_tenant_id \
+           from unnest($1::uuid[], $2::uuid[]) with ordinality as p(user_id, organization_id, n) \
+          cross join lateral roster.member_access(p.user_id, p.organization_id) a \
+           left join lateral (select * from roster.permission_catalogue(coalesce($4, a.tenant_id)) \
+                               where $3 and p.n = 1 and coalesce($4, a.tenant_id) is not null \
+                              offset 0) c on true \
+          order by p.n",
+        &[
+            &users,
+            &orgs,
+            &catalogue_of.is_some(),
+            &catalogue_of.flatten(),
+        ],
     )
     .await?;
     let mut catalogue = None;
     if let Some(row) = rows.first() {
         let names: Option<Vec<String>> = row.try_get("catalogue_names")?;
-        let tenant: Option<Uuid> = row.try_get("tenant_id")?;
+        let tenant: Option<Uuid> = row.try_get("catalogue_tenant_id")?;
         if let (Some(names), Some(tenant)) = (names, tenant) {
             let tenant_version = row.try_get("catalogue_tenant_version")?;
             catalogue = Some((
@@ -133,9 +141,10 @@ pub async fn member_access(
             ));
         }
     }
-    let access = map_rows(&rows, |row| {
-        Ok((row.try_get("organization_id")?, Access::from_row(row, "")?))
-    })?;
+    let access = map_rows(&rows, |row| Access::from_row(row, ""))?;
+    if access.len() != pairs.len() {
+        return Err(ApiError::Internal("member_access skipped a pair".into()));
+    }
     Ok((access, catalogue))
 }
 
@@ -163,5 +172,83 @@ pub async fn permission_catalogue(client: &Client, tenant: Uuid) -> Result<Catal
     Ok(Catalogue {
         names: row.try_get("names")?,
         tenant_version: row.try_get("tenant_version")?,
+    })
+}
+
+/// Why `roster.explain_access` answers what it does.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Explanation {
+    pub allowed: bool,
+    /// Allowed: `member_role` or `tenant_admin`. Denied: `not_a_member`, `invitation_pending`,
+    /// `suspended`, `organization_deleted`, `user_deleted` or `role_lacks_permission`.
+    pub reason: String,
+    /// The role whose grants decided (the one that allowed, or the one that lacks it).
+    pub via_role: Option<String>,
+    /// The grant that matched: the name itself, `resource:*`, `*:action` or `*`.
+    pub via_grant: Option<String>,
+}
+
+/// `roster.explain_access` for `subject`, in one statement with `asker`'s access there (the
+/// API's check that it may ask) and the subject's tenant.
+pub async fn explain_access(
+    client: &Client,
+    asker: Uuid,
+    subject: Uuid,
+    org: Uuid,
+    permission: &str,
+) -> Result<(Access, Option<Uuid>, Explanation), ApiError> {
+    const SQL: &str = concat!(
+        "select e.allowed, e.reason, e.via_role, e.via_grant, s.tenant_id as subject_tenant_id, ",
+        access_columns!(),
+        " from roster.explain_access($2, $3, $4) e \
+          cross join roster.caller_identity($2) s \
+          cross join roster.member_access($1, $3) a"
+    );
+    let row = query_one(client, SQL, &[&asker, &subject, &org, &permission]).await?;
+    Ok((
+        Access::from_row(&row, "access_")?,
+        row.try_get("subject_tenant_id")?,
+        Explanation {
+            allowed: row.try_get("allowed")?,
+            reason: row.try_get("reason")?,
+            via_role: row.try_get("via_role")?,
+            via_grant: row.try_get("via_grant")?,
+        },
+    ))
+}
+
+/// Who holds a permission in an organization, as `roster.list_subjects_with_permission` says.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Subject {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: Option<String>,
+    /// The role that grants it (`owner` for a tenant admin).
+    pub via_role: String,
+    /// Holds it as a tenant admin.
+    pub tenant_admin: bool,
+}
+
+pub async fn list_subjects_with_permission(
+    client: &Client,
+    actor: Uuid,
+    org: Uuid,
+    permission: &str,
+    page: crate::domain::Page,
+) -> Result<Vec<Subject>, ApiError> {
+    let rows = query(
+        client,
+        "select * from roster.list_subjects_with_permission($1, $2, $3, $4, $5)",
+        &[&actor, &org, &permission, &page.fetch_limit(), &page.offset],
+    )
+    .await?;
+    map_rows(&rows, |row| {
+        Ok(Subject {
+            user_id: row.try_get("user_id")?,
+            email: row.try_get("email")?,
+            display_name: row.try_get("display_name")?,
+            via_role: row.try_get("via_role")?,
+            tenant_admin: row.try_get("tenant_admin")?,
+        })
     })
 }

@@ -25,6 +25,8 @@ pub mod audit;
 pub mod authz;
 pub mod members;
 pub mod organizations;
+pub mod permissions;
+pub mod roles;
 
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -3,18 +3,29 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::domain::{MembershipStatus, RoleKey};
+use crate::auth::{Caller, Principal};
+use crate::db::authz::{self as db, Explanation, Subject};
+use crate::domain::{MembershipStatus, Page, PageParams, Paginated, RoleKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
+use crate::routes::{FORBIDDEN, NOT_VISIBLE};
 use crate::state::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
     use web::{get, post};
     cfg.service(resource("/organizations/{org_id}/me").route(get().to(me)))
-        .service(resource("/authz/check").route(post().to(check)));
+        .service(resource("/authz/check").route(post().to(check)))
+        .service(resource("/authz/explain").route(post().to(explain)))
+        .service(
+            resource("/organizations/{org_id}/members/{user_id}/permissions")
+                .route(get().to(member_permissions)),
+        )
+        .service(
+            resource("/organizations/{org_id}/permissions/{permission}/subjects")
+                .route(get().to(subjects)),
+        );
 }
 
 /// The caller's standing in one organization.
@@ -33,7 +44,7 @@ pub struct MyAccess {
     params(("org_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The caller's access.", body = MyAccess),
-        (status = 404, description = "`not_found`: no such organization visible to the caller.", body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn me(
@@ -41,9 +52,7 @@ pub async fn me(
     state: web::Data<AppState>,
     org_id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = reads::access(&state, caller.user_id, &[*org_id])
-        .await?
-        .remove(0);
+    let access = reads::access(&state, caller.user_id, *org_id).await?;
     access.require(*org_id, "organization:read")?;
     Ok(HttpResponse::Ok().json(MyAccess {
         organization_id: *org_id,
@@ -68,8 +77,12 @@ pub struct CheckRequest {
 #[serde(deny_unknown_fields)]
 pub struct Check {
     pub organization_id: Uuid,
-    /// `resource:action`, e.g. `members:invite`.
+    /// `resource:action`, e.g. `members:invite` or `invoice:approve`.
     pub permission: String,
+    /// Whose access: the caller's own when absent. Required with a service token; a user asks
+    /// about another user only with `members:read` in that organization.
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -82,14 +95,18 @@ pub struct CheckResult {
     pub allowed: bool,
 }
 
-/// May the caller do each of these? An organization it cannot see answers `false`; a
-/// permission name in no catalogue of the caller's tenant is refused (422
-/// `unknown_permission`), as `roster.has_permission` refuses it.
+/// May each user do each of these? An organization the user cannot see answers `false`; a
+/// permission name in no catalogue of the tenant is refused (422 `unknown_permission`), as
+/// `roster.has_permission` refuses it. Service tokens may ask about any user of their tenant.
 #[utoipa::path(post, path = "/authz/check", tag = "authorization", request_body = CheckRequest,
-    responses((status = 200, description = "One result per check, in order.", body = CheckResponse)),
+    responses(
+        (status = 200, description = "One result per check, in order.", body = CheckResponse),
+        (status = 403, description = "`forbidden`: asking about another user without members:read there.", body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+    ),
     security(("bearer" = [])))]
 pub async fn check(
-    caller: Caller,
+    principal: Principal,
     state: web::Data<AppState>,
     body: Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -99,15 +116,157 @@ pub async fn check(
             body.checks.len()
         )));
     }
-    let checks: Vec<(Uuid, &str)> = body
+    let checks: Vec<reads::Check> = body
         .checks
         .iter()
-        .map(|c| (c.organization_id, c.permission.as_str()))
+        .map(|c| reads::Check {
+            organization: c.organization_id,
+            permission: &c.permission,
+            user: c.user_id,
+        })
         .collect();
-    let results = reads::check(&state, caller.user_id, &checks)
+    let results = reads::check(&state, &principal, &checks)
         .await?
         .into_iter()
         .map(|allowed| CheckResult { allowed })
         .collect();
     Ok(HttpResponse::Ok().json(CheckResponse { results }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    /// Whose access: the caller's own when absent (required with a service token).
+    #[serde(default)]
+    pub user_id: Option<Uuid>,
+    pub organization_id: Uuid,
+    pub permission: String,
+}
+
+/// The user, the caller itself or (for a service) `user_id`; the caller that must be allowed
+/// to ask about it; the service's tenant.
+fn subject_of(
+    principal: &Principal,
+    user: Option<Uuid>,
+    field: &str,
+) -> Result<(Uuid, Uuid, Option<Uuid>), ApiError> {
+    match principal {
+        Principal::User(id) => Ok((user.unwrap_or(*id), *id, None)),
+        Principal::Service { tenant, .. } => user
+            .map(|user| (user, user, Some(*tenant)))
+            .ok_or_else(|| ApiError::Invalid(format!("{field}: required with a service token"))),
+    }
+}
+
+/// Why a user may or may not do something in an organization: `roster.explain_access`.
+#[utoipa::path(post, path = "/authz/explain", tag = "authorization", request_body = ExplainRequest,
+    responses(
+        (status = 200, description = "The explanation.", body = Explanation),
+        (status = 403, description = "`forbidden`: asking about another user without members:read there.", body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn explain(
+    principal: Principal,
+    state: web::Data<AppState>,
+    body: Json<ExplainRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (subject, asker, tenant) = subject_of(&principal, body.user_id, "user_id")?;
+    let client = state.db.client().await?;
+    let (asker_access, subject_tenant, explanation) = db::explain_access(
+        &client,
+        asker,
+        subject,
+        body.organization_id,
+        &body.permission,
+    )
+    .await?;
+    match tenant {
+        // A user of another tenant is as unknown to a service as one that does not exist.
+        Some(tenant) if subject_tenant != Some(tenant) => {
+            return Err(ApiError::user_not_found(subject))
+        }
+        Some(_) => {}
+        None => {
+            asker_access.identity.require_live()?;
+            if subject != asker {
+                asker_access.require(body.organization_id, "members:read")?;
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(explanation))
+}
+
+/// A user's effective permissions in an organization.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberPermissions {
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    /// Every permission the user holds there, wildcards expanded, sorted; empty when it may
+    /// not see the organization.
+    pub permissions: Vec<String>,
+}
+
+/// Every permission a member holds in the organization (its own, or with members:read anyone's;
+/// services: any user of their tenant).
+#[utoipa::path(get, path = "/organizations/{org_id}/members/{user_id}/permissions", tag = "authorization",
+    params(("org_id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The effective permissions.", body = MemberPermissions),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn member_permissions(
+    principal: Principal,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, user) = path.into_inner();
+    let (subject, asker, tenant) = subject_of(&principal, Some(user), "user_id")?;
+    let mut pairs = vec![(subject, org)];
+    if asker != subject {
+        pairs.push((asker, org));
+    }
+    let (access, _) = reads::accesses(&state, &pairs, tenant).await?;
+    if let Some(asker) = access.get(1) {
+        asker.require(org, "members:read")?;
+    } else if tenant.is_none() {
+        access[0].identity.require_live()?;
+    }
+    let subject = &access[0];
+    let permissions = match tenant {
+        Some(tenant) if subject.identity.tenant_id != Some(tenant) => {
+            return Err(ApiError::user_not_found(user))
+        }
+        _ => subject.permissions.clone(),
+    };
+    Ok(HttpResponse::Ok().json(MemberPermissions {
+        organization_id: org,
+        user_id: user,
+        permissions,
+    }))
+}
+
+/// Who holds a permission in the organization, and through which role (needs members:read).
+#[utoipa::path(get, path = "/organizations/{org_id}/permissions/{permission}/subjects", tag = "authorization",
+    params(("org_id" = Uuid, Path), ("permission" = String, Path, description = "resource:action"), PageParams),
+    responses(
+        (status = 200, description = "A page of holders, by email.", body = Paginated<Subject>),
+        (status = 403, description = FORBIDDEN, body = ErrorBody),
+        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn subjects(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+    params: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, permission) = path.into_inner();
+    let page = Page::parse(&params)?;
+    let client = state.db.client().await?;
+    let rows =
+        db::list_subjects_with_permission(&client, caller.user_id, org, &permission, page).await?;
+    Ok(HttpResponse::Ok().json(Paginated::from_rows(rows, page)))
 }

@@ -17,7 +17,7 @@ use utoipa::openapi::{Content, Header, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{audit, authz, health, members, organizations};
+use crate::routes::{audit, authz, health, members, organizations, permissions, roles};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -55,6 +55,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         audit::list_tenant_audit_events,
         authz::me,
         authz::check,
+        authz::explain,
+        authz::member_permissions,
+        authz::subjects,
+        roles::list_roles,
+        roles::create_role,
+        roles::get_role,
+        roles::update_role,
+        roles::delete_role,
+        roles::list_tenant_roles,
+        roles::create_tenant_role,
+        roles::get_tenant_role,
+        roles::update_tenant_role,
+        roles::delete_tenant_role,
+        permissions::register_permissions,
+        permissions::list_permissions,
+        permissions::retire_permission,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -122,7 +138,7 @@ impl Has {
             .iter()
             .flatten()
             .filter_map(|p| match p {
-                RefOr::T(parameter) => Some(&parameter.parameter_in),
+                RefOr::T(parameter) => Some(parameter),
                 RefOr::Ref(_) => None,
             });
         let mut has = Has {
@@ -130,15 +146,25 @@ impl Has {
             body: operation.request_body.is_some(),
             ..Has::default()
         };
-        for location in params {
-            match location {
+        for parameter in params {
+            match parameter.parameter_in {
                 ParameterIn::Query => has.query = true,
-                ParameterIn::Path => has.path = true,
+                // Path parameters are parsed by their type: only a uuid can be malformed.
+                ParameterIn::Path if is_uuid(parameter.schema.as_ref()) => has.path = true,
                 _ => {}
             }
         }
         has
     }
+}
+
+fn is_uuid(schema: Option<&RefOr<utoipa::openapi::Schema>>) -> bool {
+    use utoipa::openapi::schema::{KnownFormat, Schema, SchemaFormat};
+    matches!(
+        schema,
+        Some(RefOr::T(Schema::Object(object)))
+            if object.format == Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))
+    )
 }
 
 /// The common (status, description) pairs for an operation that has `has`.

@@ -7,6 +7,8 @@ pub mod docs;
 pub mod health;
 pub mod members;
 pub mod organizations;
+pub mod permissions;
+pub mod roles;
 
 use actix_web::web;
 
@@ -17,7 +19,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(organizations::configure)
         .configure(members::configure)
         .configure(authz::configure)
-        .configure(audit::configure);
+        .configure(audit::configure)
+        .configure(roles::configure)
+        .configure(permissions::configure);
 }
 
 /// `web::resource(pattern)`, named after its pattern: the metrics middleware labels requests

@@ -457,6 +457,11 @@ impl Reply {
             .get(name)
             .map(|v| v.to_str().expect("ASCII header"))
     }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.text))
+    }
 }
 
 /// Every error response goes through here: the status, a JSON content type, and a body that is

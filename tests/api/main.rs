@@ -17,6 +17,7 @@ mod organizations;
 mod pagination;
 mod permissions;
 mod responses;
+mod roles;
 mod rs256;
 mod shutdown;
 mod timeouts;

@@ -249,6 +249,11 @@ impl TestApp {
         }
     }
 
+    /// A service token of `tenant` (`sub` = `service:billing`).
+    pub fn service_token(&self, tenant: Uuid) -> String {
+        roster::auth::issue_service_token(&self.jwt, "billing", tenant, 3600).expect("sign")
+    }
+
     pub fn token_for(&self, user: Uuid) -> String {
         roster::auth::issue_token(&self.jwt, user, None, TOKEN_TTL_SECONDS).expect("sign a token")
     }

@@ -18,4 +18,5 @@ mod listener;
 mod metrics;
 mod race;
 mod redis_trouble;
+mod roles;
 mod round_trips;
