@@ -25,6 +25,8 @@ migrate: db ## Apply sql/migrations to DATABASE_URL, creating the database if mi
 # Development defaults for `make run` only; set them in the environment to override.
 run: export JWT_SECRET ?= roster-dev-secret-change-me-0123456789abcdef
 run: export REDIS_URL ?= redis://127.0.0.1:6379
+# A fresh secret per run authenticates this instance's cache entries (README, "Security").
+run: export CACHE_KEY ?= $(shell head -c 32 /dev/urandom | base64)
 run: export BIND_ADDR ?= 127.0.0.1:8080
 
 # The API serves through a login of its own, a member of roster_app only (README, "Database

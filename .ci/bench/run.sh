@@ -110,7 +110,7 @@ start_server() { # cache port database_url
     # server must not see them, and the tokens must match this script's secret.
     env -u REDIS_URL -u JWT_PUBLIC_KEY -u JWT_ISSUER -u JWT_AUDIENCE -u BIND_ADDR \
         DATABASE_URL="$url" BIND_ADDR="127.0.0.1:$port" JWT_SECRET="$JWT_SECRET_BENCH" \
-        RUST_LOG=warn ${redis:+REDIS_URL="$redis"} \
+        RUST_LOG=warn ${redis:+REDIS_URL="$redis"} CACHE_KEY=roster-bench-cache-key-0123456789abcdef \
         "$BIN" serve >"$OUT/server-$cache.log" 2>&1 &
     SERVER_PID=$!
     local deadline=$((SECONDS + 60))
