@@ -139,6 +139,15 @@ impl ApiError {
         )
     }
 
+    /// RMBNF's answer, decided from a cached access.
+    pub fn member_not_found(user: uuid::Uuid, org: uuid::Uuid) -> ApiError {
+        ApiError::rejected(
+            StatusCode::NOT_FOUND,
+            "member_not_found",
+            &format!("user {user} is not a member of organization {org}"),
+        )
+    }
+
     /// A service token on an endpoint for users.
     pub fn service_refused(method: &str, path: &str) -> ApiError {
         ApiError::rejected(
@@ -442,6 +451,7 @@ mod tests {
             ApiError::unknown_permission("checks[0].permission", "x:y"),
             ApiError::no_route("GET", "/x"),
             ApiError::user_not_found(uuid::Uuid::nil()),
+            ApiError::member_not_found(uuid::Uuid::nil(), uuid::Uuid::nil()),
             ApiError::service_refused("GET", "/x"),
         ];
         samples

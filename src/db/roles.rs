@@ -22,7 +22,8 @@ pub struct Role {
     pub permissions: Vec<String>,
     /// owner, admin and member: the same in every tenant, immutable.
     pub builtin: bool,
-    /// Null for built-in and tenant-wide roles.
+    /// The organization whose own role this is; absent for built-in and tenant-wide roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

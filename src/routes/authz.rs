@@ -202,8 +202,8 @@ pub async fn explain(
 pub struct MemberPermissions {
     pub organization_id: Uuid,
     pub user_id: Uuid,
-    /// Every permission the user holds there, wildcards expanded, sorted; empty when it may
-    /// not see the organization.
+    /// Every permission the user holds there, wildcards expanded, sorted; empty while its
+    /// membership is invited or suspended.
     pub permissions: Vec<String>,
 }
 
@@ -214,7 +214,7 @@ pub struct MemberPermissions {
     responses(
         (status = 200, description = "The effective permissions.", body = MemberPermissions),
         (status = 403, description = FORBIDDEN, body = ErrorBody),
-        (status = 404, description = NOT_VISIBLE, body = ErrorBody),
+        (status = 404, description = "`not_found` (the caller cannot see the organization), `member_not_found`, or `user_not_found` (a service: not its tenant's user).", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn member_permissions(
@@ -235,12 +235,14 @@ pub async fn member_permissions(
         access[0].identity.require_live()?;
     }
     let subject = &access[0];
-    let permissions = match tenant {
-        Some(tenant) if subject.identity.tenant_id != Some(tenant) => {
-            return Err(ApiError::user_not_found(user))
-        }
-        _ => subject.permissions.clone(),
-    };
+    if tenant.is_some_and(|tenant| subject.identity.tenant_id != Some(tenant)) {
+        return Err(ApiError::user_not_found(user));
+    }
+    // A tenant admin holds everything without being a member; anyone else must be one.
+    if subject.role.is_none() && !subject.identity.is_tenant_admin {
+        return Err(ApiError::member_not_found(user, org));
+    }
+    let permissions = subject.permissions.clone();
     Ok(HttpResponse::Ok().json(MemberPermissions {
         organization_id: org,
         user_id: user,

@@ -81,6 +81,7 @@ pub struct RoleChanges {
 #[into_params(parameter_in = Query)]
 pub struct DeleteRoleParams {
     /// Move the memberships that hold the role to this one, in the same transaction.
+    #[param(pattern = "^[a-z][a-z0-9_-]{1,49}$")]
     pub reassign_to: Option<String>,
 }
 
