@@ -34,7 +34,7 @@ use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
@@ -68,6 +68,9 @@ pub enum DepKind {
     Tenant,
     Organization,
     User,
+    /// An organization's resource grants and hierarchy (`roster.resource_versions`): what
+    /// resource checks depend on besides the organization and the user.
+    Resources,
 }
 
 impl DepKind {
@@ -76,6 +79,7 @@ impl DepKind {
             DepKind::Tenant => 't',
             DepKind::Organization => 'o',
             DepKind::User => 'u',
+            DepKind::Resources => 'r',
         }
     }
 
@@ -84,6 +88,7 @@ impl DepKind {
             "t" => Some(DepKind::Tenant),
             "o" => Some(DepKind::Organization),
             "u" => Some(DepKind::User),
+            "r" => Some(DepKind::Resources),
             _ => None,
         }
     }
@@ -113,6 +118,12 @@ impl Deps {
 
     pub fn user(mut self, id: Uuid, version: i64) -> Deps {
         self.items.push((DepKind::User, id, version));
+        self
+    }
+
+    /// The resource version of an organization.
+    pub fn resources(mut self, org: Uuid, version: i64) -> Deps {
+        self.items.push((DepKind::Resources, org, version));
         self
     }
 
@@ -270,6 +281,26 @@ pub struct Fill {
     pub deps: Deps,
     pub payload: Vec<u8>,
     pub place: Place,
+    /// The earliest expiry (of a membership, a group membership, a grant) the answer depends
+    /// on: the entry is not served past it.
+    pub until: Option<SystemTime>,
+}
+
+impl Fill {
+    pub fn new(key: Key, deps: Deps, payload: Vec<u8>, place: Place) -> Fill {
+        Fill {
+            key,
+            deps,
+            payload,
+            place,
+            until: None,
+        }
+    }
+
+    pub fn until(mut self, until: Option<SystemTime>) -> Fill {
+        self.until = until;
+        self
+    }
 }
 
 /// An entry of the in-process store.
@@ -277,6 +308,7 @@ struct LocalEntry {
     generation: u64,
     deps: Deps,
     payload: Vec<u8>,
+    until: Option<SystemTime>,
 }
 
 /// A test hook that runs between a database read and the cache write of its result, so that a
@@ -425,9 +457,11 @@ impl Cache {
             let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
             let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
             for (value, key) in values.iter_mut().zip(keys).filter(|(v, _)| v.is_none()) {
+                let now = SystemTime::now();
                 *value = local.get(&key.name).and_then(|entry| {
                     let fresh = entry.generation == generation
                         && entry.deps.tenant == key.tenant
+                        && entry.until.is_none_or(|until| now < until)
                         && entry.deps.fresh_items(&minimums);
                     fresh.then(|| entry.payload.clone())
                 });
@@ -527,6 +561,7 @@ impl Cache {
                         generation,
                         deps: fill.deps,
                         payload: fill.payload,
+                        until: fill.until,
                     };
                     store.put(fill.key.name, entry);
                 }
@@ -537,10 +572,25 @@ impl Cache {
             return;
         }
         let mut pipeline = redis::pipe();
+        let ttl = Duration::from_secs(self.ttl_seconds);
+        let mut written = 0;
         for fill in shared {
+            // Redis drops the entry when the answer would expire, if that comes first.
+            let lifetime = match fill.until {
+                Some(until) => match until.duration_since(SystemTime::now()) {
+                    Ok(left) => left.min(ttl),
+                    Err(_) => continue,
+                },
+                None => ttl,
+            };
             let key = self.key(&fill.key.name);
             let value = self.seal(&key, epoch, &fill.deps, &fill.payload);
-            pipeline.set_ex(key, value, self.ttl_seconds).ignore();
+            let milliseconds = lifetime.as_millis().max(1) as u64;
+            pipeline.pset_ex(key, value, milliseconds).ignore();
+            written += 1;
+        }
+        if written == 0 {
+            return;
         }
         let mut connection = self.connection.clone();
         match tokio::time::timeout(self.timeout, pipeline.query_async::<()>(&mut connection)).await

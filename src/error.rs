@@ -246,6 +246,10 @@ pub const SQLSTATES: &[(&str, &str, u16)] = &[
     ("RRLUS", "role_in_use", 409),
     ("RPMUS", "permission_in_use", 409),
     ("RESCL", "privilege_escalation", 403),
+    ("RGRNF", "group_not_found", 404),
+    ("RGCHD", "group_has_children", 409),
+    ("RGTNF", "grant_not_found", 404),
+    ("RHIER", "invalid_hierarchy", 422),
     ("RAMBG", "internal", 500),
     ("RAPND", "internal", 500),
     ("23505", "conflict", 409),
@@ -348,6 +352,8 @@ fn conflict_code(constraint: &str) -> &'static str {
         "uq_roles_tenant_key" | "uq_roles_organization_key" | "uq_roles_scope_key" => {
             "role_key_taken"
         }
+        "uq_groups_organization_key" => "group_key_taken",
+        "uq_grants_live" => "already_granted",
         _ => "conflict",
     }
 }
@@ -495,6 +501,8 @@ mod tests {
             "uq_roles_tenant_key",
             "uq_roles_organization_key",
             "uq_roles_scope_key",
+            "uq_groups_organization_key",
+            "uq_grants_live",
             "any other",
         ] {
             let code = conflict_code(constraint);

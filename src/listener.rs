@@ -48,6 +48,12 @@ pub enum Change {
         tenant_id: Uuid,
         version: i64,
     },
+    /// An organization's resource grants or hierarchy changed.
+    Resources {
+        tenant_id: Uuid,
+        organization_id: Uuid,
+        version: i64,
+    },
     /// The global permission catalogue changed: everything is stale.
     All,
 }
@@ -198,6 +204,11 @@ async fn apply(cache: &Cache, payload: &str) -> Result<(), String> {
         Change::Tenant { tenant_id, version } => {
             cache.raise_minimum(DepKind::Tenant, tenant_id, tenant_id, version)
         }
+        Change::Resources {
+            tenant_id,
+            organization_id,
+            version,
+        } => cache.raise_minimum(DepKind::Resources, tenant_id, organization_id, version),
         // Every entry of every instance may be stale: only a new epoch in Redis says so to all.
         Change::All => cache
             .start_epoch()

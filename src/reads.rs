@@ -9,6 +9,7 @@
 //! this process (`Place::Local`), and only the first pages of lists are cached.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -55,12 +56,14 @@ fn access_fill(access: &Access, user: Uuid, org: Uuid) -> Result<Fill, ApiError>
         0 => Place::Local,
         _ => place,
     };
-    Ok(Fill {
-        key: keys::access(tenant, org, user),
-        deps: deps.organization(org, access.org_version),
-        payload: encode(access)?,
+    let fill = Fill::new(
+        keys::access(tenant, org, user),
+        deps.organization(org, access.org_version),
+        encode(access)?,
         place,
-    })
+    );
+    // A membership that expires stops being served when it does.
+    Ok(fill.until(access.valid_until.map(SystemTime::from)))
 }
 
 /// The tenant this process knows a user to be in, or `NO_TENANT`.
@@ -135,12 +138,12 @@ pub async fn user_organizations(
     drop(client);
     let (tenant, deps, place) = identity_fill(&identity, caller);
     learn_tenant(cache, caller, identity.tenant_id);
-    let mut fills = vec![Fill {
-        key: keys::identity(tenant, caller),
-        deps: deps.clone(),
-        payload: encode(&identity)?,
+    let mut fills = vec![Fill::new(
+        keys::identity(tenant, caller),
+        deps.clone(),
+        encode(&identity)?,
         place,
-    }];
+    )];
     let result = identity.require_live().and_then(|()| {
         let body_deps = rows.iter().fold(deps, |deps, (row, version)| {
             deps.organization(row.organization.id, *version)
@@ -148,12 +151,7 @@ pub async fn user_organizations(
         let rows = rows.into_iter().map(|(row, _)| row).collect();
         let body = encode(&Paginated::from_rows(rows, page))?;
         if let Some(key) = body_key(tenant) {
-            fills.push(Fill {
-                key,
-                deps: body_deps,
-                payload: body.clone(),
-                place: Place::Shared,
-            });
+            fills.push(Fill::new(key, body_deps, body.clone(), Place::Shared));
         }
         Ok(body)
     });
@@ -344,12 +342,7 @@ pub async fn catalogue(state: &AppState, tenant: Uuid) -> Result<Catalogue, ApiE
 /// Catalogues stay in this process: read on every refused check, they would be the largest
 /// values a check fetches from Redis.
 fn catalogue_fill(tenant: Uuid, catalogue: &Catalogue) -> Result<Fill, ApiError> {
-    Ok(Fill {
-        key: keys::catalogue(tenant),
-        deps: Deps::new(tenant, catalogue.tenant_version),
-        payload: encode(catalogue)?,
-        place: Place::Local,
-    })
+    Ok(Fill::new(keys::catalogue(tenant), Deps::new(tenant, catalogue.tenant_version), encode(catalogue)?, Place::Local))
 }
 
 /// The shared shape of organization-scoped reads: access and body from the cache when both are
@@ -392,13 +385,9 @@ where
         // Shared by every reader: it depends on the tenant and the organization alone.
         if let Some(tenant) = access.identity.tenant_id {
             if let Some(key) = body_key(tenant) {
-                fills.push(Fill {
-                    key,
-                    deps: Deps::new(tenant, access.identity.tenant_version)
-                        .organization(org, access.org_version),
-                    payload: body.clone(),
-                    place: Place::Shared,
-                });
+                let deps = Deps::new(tenant, access.identity.tenant_version)
+                    .organization(org, access.org_version);
+                fills.push(Fill::new(key, deps, body.clone(), Place::Shared));
             }
         }
         Ok(body)

@@ -2,6 +2,7 @@
 //! `roster.member_access` and `roster.permission_catalogue`. Each answer carries the versions
 //! it was read at, so that the cache can tell when it is stale.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -60,6 +61,9 @@ pub struct Access {
     pub status: Option<MembershipStatus>,
     /// Every permission the user holds there, sorted; empty unless visible.
     pub permissions: Vec<String>,
+    /// The earliest expiry (of the membership or an organization-wide grant) the permissions
+    /// depend on; None when nothing expires.
+    pub valid_until: Option<DateTime<Utc>>,
 }
 
 impl Access {
@@ -73,6 +77,7 @@ impl Access {
             role: row.try_get(column("role").as_str())?,
             status: row.try_get(column("status").as_str())?,
             permissions: row.try_get(column("permissions").as_str())?,
+            valid_until: row.try_get(column("valid_until").as_str())?,
         })
     }
 

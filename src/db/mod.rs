@@ -17,7 +17,8 @@ macro_rules! access_columns {
          a.user_live as access_user_live, a.user_version as access_user_version, \
          a.tenant_version as access_tenant_version, a.org_version as access_org_version, \
          a.org_slug as access_org_slug, a.visible as access_visible, a.role as access_role, \
-         a.status as access_status, a.permissions as access_permissions"
+         a.status as access_status, a.permissions as access_permissions, \
+         a.valid_until as access_valid_until"
     };
 }
 

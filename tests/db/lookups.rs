@@ -9,6 +9,8 @@ use crate::support::*;
 
 const OWNER: &[&str] = &[
     "audit:read",
+    "grants:manage",
+    "groups:manage",
     "members:invite",
     "members:manage_owners",
     "members:read",
@@ -23,6 +25,8 @@ const OWNER: &[&str] = &[
 /// Only owners change roles: admins lack members:update_role.
 const ADMIN: &[&str] = &[
     "audit:read",
+    "grants:manage",
+    "groups:manage",
     "members:invite",
     "members:read",
     "members:remove",
