@@ -159,6 +159,16 @@ where
     }
 }
 
+/// For `#[serde(default, deserialize_with = "domain::nullable")]` on an `Option<Option<_>>`
+/// field: absent is `None` (keep), `null` is `Some(None)` (clear), a value `Some(Some(_))`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 /// A new organization: the body of `POST /organizations` and the arguments of
 /// `roster.create_organization`, in its order. Unknown fields are refused.
 //  The database checks the values; the schemas of `crate::constraints` say what it accepts.
@@ -323,6 +333,58 @@ pub struct OrganizationChangesSchema {
     metadata: Value,
 }
 
+/// A resource of an organization: its type (the resource part of permission names, `model`)
+/// and its id in the service that owns it, as the database accepts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Resource<'a> {
+    pub kind: &'a str,
+    pub id: &'a str,
+}
+
+impl<'a> Resource<'a> {
+    pub const TYPE_PATTERN: &'static str = "^[a-z][a-z0-9_-]*$";
+    pub const TYPE_MAX: usize = 100;
+    pub const ID_MAX: usize = 255;
+
+    /// Both or neither: `fields` names the pair in errors (`checks[0].resource_type`, ...).
+    pub fn parse_pair(
+        kind: Option<&'a str>,
+        id: Option<&'a str>,
+        fields: (&str, &str),
+    ) -> Result<Option<Resource<'a>>, ApiError> {
+        match (kind, id) {
+            (None, None) => Ok(None),
+            (Some(kind), Some(id)) => Resource::parse(kind, id, fields).map(Some),
+            _ => Err(ApiError::Invalid(format!(
+                "{} and {}: give both, or neither",
+                fields.0, fields.1
+            ))),
+        }
+    }
+
+    pub fn parse(kind: &'a str, id: &'a str, fields: (&str, &str)) -> Result<Resource<'a>, ApiError> {
+        let mut chars = kind.chars();
+        let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !well_formed || kind.len() > Self::TYPE_MAX {
+            return Err(ApiError::Invalid(format!(
+                "{}: a resource type is 1 to {} characters of a-z, 0-9, _ and -, starting with a letter, got {kind:?}",
+                fields.0,
+                Self::TYPE_MAX
+            )));
+        }
+        let length = id.chars().count();
+        if length == 0 || length > Self::ID_MAX || id.contains('\0') {
+            return Err(ApiError::Invalid(format!(
+                "{}: a resource id is 1 to {} characters, none of them NUL, got {length}",
+                fields.1,
+                Self::ID_MAX
+            )));
+        }
+        Ok(Resource { kind, id })
+    }
+}
+
 /// `?limit=&offset=` as sent, still text, so that [`Page::parse`] can name the parameter
 /// that is not a number.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -394,7 +456,8 @@ impl Page {
         Ok(Page { after, ..page })
     }
 
-    fn parse_parts(limit: Option<&str>, offset: Option<&str>) -> Result<Page, ApiError> {
+    /// `?limit=` alone, for lists paged by a cursor only.
+    pub fn parse_limit(limit: Option<&str>) -> Result<i32, ApiError> {
         let limit = integer("limit", limit)?.unwrap_or(Self::DEFAULT_LIMIT);
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
             return Err(ApiError::Invalid(format!(
@@ -402,6 +465,11 @@ impl Page {
                 Self::MAX_LIMIT
             )));
         }
+        Ok(limit as i32)
+    }
+
+    fn parse_parts(limit: Option<&str>, offset: Option<&str>) -> Result<Page, ApiError> {
+        let limit = Page::parse_limit(limit)?;
         let offset = integer("offset", offset)?.unwrap_or(0);
         let offset = i32::try_from(offset)
             .ok()
@@ -413,7 +481,7 @@ impl Page {
                 ))
             })?;
         Ok(Page {
-            limit: limit as i32,
+            limit,
             offset,
             after: None,
         })

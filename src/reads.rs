@@ -17,8 +17,9 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::cache::{keys, Cache, Deps, Fill, Key, Lookup, Place, NO_TENANT};
 use crate::db::authz::{self, Access, Catalogue, Identity};
+use crate::db::resources::ResourceAccess;
 use crate::db::{self, members, organizations};
-use crate::domain::{Page, Paginated};
+use crate::domain::{Page, Paginated, Resource};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -168,12 +169,21 @@ pub async fn access(state: &AppState, caller: Uuid, org: Uuid) -> Result<Access,
 }
 
 /// One check of `POST /authz/check`: may `user` (the caller itself when None) do `permission`
-/// in `organization`?
+/// in `organization`, on `resource` when given?
 #[derive(Debug, Clone, Copy)]
 pub struct Check<'a> {
     pub organization: Uuid,
     pub permission: &'a str,
     pub user: Option<Uuid>,
+    pub resource: Option<Resource<'a>>,
+}
+
+/// Where a check's answer is among the lookups: a (user, organization) access, or a user's
+/// access to a resource (which holds its organization-wide permissions too).
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Organization(usize),
+    Resource(usize),
 }
 
 /// `POST /authz/check`: the answers, in order. A user asks about itself, or about another user
@@ -201,12 +211,22 @@ pub async fn check(
             }
         }
     }
+    let mut pairs: Vec<(Uuid, Uuid)> = Vec::with_capacity(checks.len());
+    let mut on_resources: Vec<(Uuid, Uuid, Resource)> = Vec::new();
+    let mut answers = Vec::with_capacity(checks.len());
+    for (check, subject) in checks.iter().zip(&subjects) {
+        match check.resource {
+            None => {
+                answers.push(Answer::Organization(pairs.len()));
+                pairs.push((*subject, check.organization));
+            }
+            Some(resource) => {
+                answers.push(Answer::Resource(on_resources.len()));
+                on_resources.push((*subject, check.organization, resource));
+            }
+        }
+    }
     // The asker's own access, where it asks about someone else: members:read is needed there.
-    let mut pairs: Vec<(Uuid, Uuid)> = checks
-        .iter()
-        .zip(&subjects)
-        .map(|(check, subject)| (*subject, check.organization))
-        .collect();
     let mut vouching: Vec<usize> = Vec::new();
     if let Some(asker) = asker {
         for (check, subject) in checks.iter().zip(&subjects) {
@@ -216,34 +236,48 @@ pub async fn check(
             }
         }
     }
-    let (access, catalogue) = accesses(state, &pairs, tenant).await?;
-    if asker.is_some() {
-        // The asker's identity: its own pair, or any pair it vouches through.
-        let own = access
+    let found = lookups(state, &pairs, &on_resources, tenant).await?;
+    let identity = |answer: Answer| match answer {
+        Answer::Organization(i) => &found.access[i].identity,
+        Answer::Resource(i) => &found.resources[i].identity,
+    };
+    if let Some(asker) = asker {
+        // The asker's identity: its own answer, or any pair it vouches through.
+        let own = pairs
             .iter()
-            .zip(&pairs)
-            .find(|(_, (user, _))| Some(*user) == asker)
-            .map(|(access, _)| access);
+            .position(|(user, _)| *user == asker)
+            .map(Answer::Organization)
+            .or_else(|| {
+                on_resources
+                    .iter()
+                    .position(|(user, ..)| *user == asker)
+                    .map(Answer::Resource)
+            });
         if let Some(own) = own {
-            own.identity.require_live()?;
+            identity(own).require_live()?;
         }
     }
     for index in &vouching {
-        access[*index].require(pairs[*index].1, "members:read")?;
+        found.access[*index].require(pairs[*index].1, "members:read")?;
     }
     let allowed: Vec<bool> = checks
         .iter()
-        .zip(&access)
-        .map(|(check, access)| {
-            let in_tenant = tenant.is_none_or(|tenant| access.identity.tenant_id == Some(tenant));
-            in_tenant && access.allows(check.permission)
+        .zip(&answers)
+        .map(|(check, answer)| {
+            let in_tenant =
+                tenant.is_none_or(|tenant| identity(*answer).tenant_id == Some(tenant));
+            in_tenant
+                && match *answer {
+                    Answer::Organization(i) => found.access[i].allows(check.permission),
+                    Answer::Resource(i) => found.resources[i].allows(check.permission),
+                }
         })
         .collect();
     let Some(denied) = allowed.iter().position(|allowed| !allowed) else {
         return Ok(allowed);
     };
-    let catalogue_tenant = tenant.or(access[denied].identity.tenant_id);
-    let catalogue = match (catalogue, catalogue_tenant) {
+    let catalogue_tenant = tenant.or(identity(answers[denied]).tenant_id);
+    let catalogue = match (found.catalogue, catalogue_tenant) {
         (Some(catalogue), _) => catalogue,
         (None, Some(tenant)) => self::catalogue(state, tenant).await?,
         // An unknown user, asked about by a user of... no tenant: nothing is known to check.
@@ -271,44 +305,102 @@ pub async fn accesses(
     pairs: &[(Uuid, Uuid)],
     tenant: Option<Uuid>,
 ) -> Result<(Vec<Access>, Option<Catalogue>), ApiError> {
+    let found = lookups(state, pairs, &[], tenant).await?;
+    Ok((found.access, found.catalogue))
+}
+
+/// What [`lookups`] found, in the order asked.
+struct Found {
+    access: Vec<Access>,
+    resources: Vec<ResourceAccess>,
+    catalogue: Option<Catalogue>,
+}
+
+/// Accesses to organizations and to resources, and the catalogue as [`accesses`] says: one
+/// cache lookup for all, and for the misses one connection whose statements go out together
+/// (tokio-postgres pipelines them), so one round trip.
+async fn lookups(
+    state: &AppState,
+    pairs: &[(Uuid, Uuid)],
+    on_resources: &[(Uuid, Uuid, Resource<'_>)],
+    tenant: Option<Uuid>,
+) -> Result<Found, ApiError> {
     let cache = state.cache.as_deref();
+    let known = |user: Uuid| tenant.unwrap_or_else(|| tenant_of(cache, user));
     let mut wanted: Vec<Key> = pairs
         .iter()
-        .map(|(user, org)| {
-            let known = tenant.unwrap_or_else(|| tenant_of(cache, *user));
-            keys::access(known, *org, *user)
-        })
+        .map(|(user, org)| keys::access(known(*user), *org, *user))
         .collect();
+    wanted.extend(on_resources.iter().map(|(user, org, resource)| {
+        keys::resource_access(known(*user), *org, *user, resource.kind, resource.id)
+    }));
+    let first_user = pairs
+        .first()
+        .map(|(user, _)| *user)
+        .or_else(|| on_resources.first().map(|(user, ..)| *user));
     let catalogue_tenant = tenant
-        .or_else(|| pairs.first().map(|(user, _)| tenant_of(cache, *user)))
+        .or_else(|| first_user.map(|user| tenant_of(cache, user)))
         .unwrap_or(NO_TENANT);
     wanted.push(keys::catalogue(catalogue_tenant));
     let lookup = lookup(cache, &wanted).await;
-    let mut answers: Vec<Option<Access>> =
-        lookup.values[..pairs.len()].iter().map(decode).collect();
-    let mut catalogue: Option<Catalogue> = decode(&lookup.values[pairs.len()]);
-    let missing: Vec<(Uuid, Uuid)> = pairs
+    let (pair_values, rest) = lookup.values.split_at(pairs.len());
+    let (resource_values, catalogue_value) = rest.split_at(on_resources.len());
+    let mut access: Vec<Option<Access>> = pair_values.iter().map(decode).collect();
+    let mut resources: Vec<Option<ResourceAccess>> = resource_values.iter().map(decode).collect();
+    let mut catalogue: Option<Catalogue> = decode(&catalogue_value[0]);
+    let missing_pairs: Vec<(Uuid, Uuid)> = pairs
         .iter()
-        .zip(&answers)
+        .zip(&access)
         .filter(|(_, answer)| answer.is_none())
         .map(|(pair, _)| *pair)
         .collect();
-    if !missing.is_empty() {
+    let missing_resources: Vec<(Uuid, Uuid, Resource)> = on_resources
+        .iter()
+        .zip(&resources)
+        .filter(|(_, answer)| answer.is_none())
+        .map(|(check, _)| *check)
+        .collect();
+    if !missing_pairs.is_empty() || !missing_resources.is_empty() {
         let client = state.db.client().await?;
         let catalogue_of = catalogue.is_none().then_some(tenant);
-        let (fetched, fetched_catalogue) =
-            authz::member_access(&client, &missing, catalogue_of).await?;
+        let (fetched_pairs, fetched_resources) = tokio::try_join!(
+            async {
+                match missing_pairs.is_empty() {
+                    true => Ok((Vec::new(), None)),
+                    false => authz::member_access(&client, &missing_pairs, catalogue_of).await,
+                }
+            },
+            async {
+                match missing_resources.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => db::resources::resource_access(&client, &missing_resources).await,
+                }
+            },
+        )?;
         drop(client);
-        let mut fills = Vec::with_capacity(fetched.len() + 1);
-        let mut by_pair: HashMap<(Uuid, Uuid), Access> = HashMap::with_capacity(fetched.len());
-        for ((user, org), access) in missing.iter().zip(fetched) {
-            learn_tenant(cache, *user, access.identity.tenant_id);
-            fills.push(access_fill(&access, *user, *org)?);
-            by_pair.insert((*user, *org), access);
+        let (fetched_access, fetched_catalogue) = fetched_pairs;
+        let mut fills = Vec::with_capacity(fetched_access.len() + fetched_resources.len() + 1);
+        let mut by_pair: HashMap<(Uuid, Uuid), Access> = HashMap::with_capacity(fetched_access.len());
+        for ((user, org), answer) in missing_pairs.iter().zip(fetched_access) {
+            learn_tenant(cache, *user, answer.identity.tenant_id);
+            fills.push(access_fill(&answer, *user, *org)?);
+            by_pair.insert((*user, *org), answer);
         }
-        for (slot, pair) in answers.iter_mut().zip(pairs) {
+        for (slot, pair) in access.iter_mut().zip(pairs) {
             if slot.is_none() {
                 *slot = by_pair.get(pair).cloned();
+            }
+        }
+        let mut by_check: HashMap<(Uuid, Uuid, Resource), ResourceAccess> =
+            HashMap::with_capacity(fetched_resources.len());
+        for ((user, org, resource), answer) in missing_resources.iter().zip(fetched_resources) {
+            learn_tenant(cache, *user, answer.identity.tenant_id);
+            fills.push(resource_fill(&answer, *user, *org, resource)?);
+            by_check.insert((*user, *org, *resource), answer);
+        }
+        for (slot, check) in resources.iter_mut().zip(on_resources) {
+            if slot.is_none() {
+                *slot = by_check.get(check).cloned();
             }
         }
         if let Some((tenant, fetched)) = fetched_catalogue {
@@ -317,11 +409,39 @@ pub async fn accesses(
         }
         store(cache, &lookup, fills).await;
     }
-    let answers = answers
-        .into_iter()
-        .map(|a| a.ok_or_else(|| ApiError::Internal("member_access skipped a pair".into())))
-        .collect::<Result<_, _>>()?;
-    Ok((answers, catalogue))
+    let skipped = || ApiError::Internal("a lookup skipped a check".into());
+    Ok(Found {
+        access: access
+            .into_iter()
+            .map(|a| a.ok_or_else(skipped))
+            .collect::<Result<_, _>>()?,
+        resources: resources
+            .into_iter()
+            .map(|a| a.ok_or_else(skipped))
+            .collect::<Result<_, _>>()?,
+        catalogue,
+    })
+}
+
+/// A resource access is stored like an access, and also depends on the organization's
+/// resource grants and hierarchy.
+fn resource_fill(
+    answer: &ResourceAccess,
+    user: Uuid,
+    org: Uuid,
+    resource: &Resource<'_>,
+) -> Result<Fill, ApiError> {
+    let (tenant, deps, place) = identity_fill(&answer.identity, user);
+    let place = match answer.org_version {
+        0 => Place::Local,
+        _ => place,
+    };
+    let deps = deps
+        .organization(org, answer.org_version)
+        .resources(org, answer.resources_version);
+    let key = keys::resource_access(tenant, org, user, resource.kind, resource.id);
+    let fill = Fill::new(key, deps, encode(answer)?, place);
+    Ok(fill.until(answer.valid_until.map(SystemTime::from)))
 }
 
 /// The permission names a check may use in the tenant.

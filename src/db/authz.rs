@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{map_rows, query, query_one, Client};
-use crate::domain::{MembershipStatus, RoleKey};
+use crate::domain::{MembershipStatus, Resource, RoleKey};
 use crate::error::ApiError;
 
 /// Who a user is, as `roster.caller_identity` answers, with the versions it was read at.
@@ -180,36 +180,58 @@ pub async fn permission_catalogue(client: &Client, tenant: Uuid) -> Result<Catal
     })
 }
 
-/// Why `roster.explain_access` answers what it does.
+/// Why `roster.explain_access` answers what it does: the path that granted, or the reason it
+/// did not.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub allowed: bool,
-    /// Allowed: `member_role` or `tenant_admin`. Denied: `not_a_member`, `invitation_pending`,
-    /// `suspended`, `organization_deleted`, `user_deleted` or `role_lacks_permission`.
+    /// Allowed: `member_role`, `tenant_admin` or `grant`. Denied: `not_a_member`,
+    /// `invitation_pending`, `suspended`, `expired`, `organization_deleted`, `user_deleted` or
+    /// `role_lacks_permission`.
     pub reason: String,
-    /// The role whose grants decided (the one that allowed, or the one that lacks it).
+    /// The role whose grants decided (the one that allowed, or the membership's that lacks it).
     pub via_role: Option<String>,
-    /// The grant that matched: the name itself, `resource:*`, `*:action` or `*`.
+    /// The pattern that matched: the name itself, `resource:*`, `*:action` or `*`.
     pub via_grant: Option<String>,
+    /// The grant that allowed, when one did (`reason` `grant`).
+    pub via_grant_id: Option<Uuid>,
+    /// The groups it came through, from the user's own group up to the granted one (keys).
+    pub via_groups: Option<Vec<String>>,
+    /// The resource the grant is on: the one asked about, or an ancestor of it.
+    pub via_resource_type: Option<String>,
+    pub via_resource_id: Option<String>,
 }
 
-/// `roster.explain_access` for `subject`, in one statement with `asker`'s access there (the
-/// API's check that it may ask) and the subject's tenant.
+/// `roster.explain_access` for `subject` (on `resource` when given), in one statement with
+/// `asker`'s access there (the API's check that it may ask) and the subject's tenant.
 pub async fn explain_access(
     client: &Client,
     asker: Uuid,
     subject: Uuid,
     org: Uuid,
     permission: &str,
+    resource: Option<&Resource<'_>>,
 ) -> Result<(Access, Option<Uuid>, Explanation), ApiError> {
     const SQL: &str = concat!(
-        "select e.allowed, e.reason, e.via_role, e.via_grant, s.tenant_id as subject_tenant_id, ",
+        "select e.*, s.tenant_id as subject_tenant_id, ",
         access_columns!(),
-        " from roster.explain_access($2, $3, $4) e \
+        " from roster.explain_access($2, $3, $4, $5, $6) e \
           cross join roster.caller_identity($2) s \
           cross join roster.member_access($1, $3) a"
     );
-    let row = query_one(client, SQL, &[&asker, &subject, &org, &permission]).await?;
+    let row = query_one(
+        client,
+        SQL,
+        &[
+            &asker,
+            &subject,
+            &org,
+            &permission,
+            &resource.map(|r| r.kind),
+            &resource.map(|r| r.id),
+        ],
+    )
+    .await?;
     Ok((
         Access::from_row(&row, "access_")?,
         row.try_get("subject_tenant_id")?,
@@ -218,6 +240,10 @@ pub async fn explain_access(
             reason: row.try_get("reason")?,
             via_role: row.try_get("via_role")?,
             via_grant: row.try_get("via_grant")?,
+            via_grant_id: row.try_get("via_grant_id")?,
+            via_groups: row.try_get("via_groups")?,
+            via_resource_type: row.try_get("via_resource_type")?,
+            via_resource_id: row.try_get("via_resource_id")?,
         },
     ))
 }

@@ -23,6 +23,8 @@ pub struct Membership {
     pub invited_by_user_id: Option<Uuid>,
     pub joined_at: Option<DateTime<Utc>>,
     pub last_active_at: Option<DateTime<Utc>>,
+    /// When the membership stops granting anything; null: never.
+    pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,6 +40,7 @@ impl Membership {
             invited_by_user_id: row.try_get("invited_by_user_id")?,
             joined_at: row.try_get("joined_at")?,
             last_active_at: row.try_get("last_active_at")?,
+            expires_at: row.try_get("expires_at")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
         })
@@ -63,6 +66,8 @@ pub struct Member {
     pub invited_by: Option<Inviter>,
     pub joined_at: Option<DateTime<Utc>>,
     pub last_active_at: Option<DateTime<Utc>>,
+    /// When the membership stops granting anything (it stays listed until purged); null: never.
+    pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -85,6 +90,7 @@ impl Member {
             },
             joined_at: row.try_get("joined_at")?,
             last_active_at: row.try_get("last_active_at")?,
+            expires_at: row.try_get("expires_at")?,
             created_at: row.try_get("created_at")?,
         })
     }
@@ -97,11 +103,12 @@ pub async fn add_member(
     user: Uuid,
     role: &RoleKey,
     status: MembershipStatus,
+    expires_at: Option<DateTime<Utc>>,
 ) -> Result<Membership, ApiError> {
     let row = query_one(
         client,
-        "select * from roster.add_member($1, $2, $3, $4, $5)",
-        &[&actor, &org, &user, &role.as_str(), &status.as_str()],
+        "select * from roster.add_member($1, $2, $3, $4, $5, $6)",
+        &[&actor, &org, &user, &role.as_str(), &status.as_str(), &expires_at],
     )
     .await?;
     Ok(Membership::from_row(&row)?)
@@ -128,20 +135,38 @@ pub async fn update_member(
     user: Uuid,
     role: Option<&RoleKey>,
     status: Option<MembershipStatus>,
+    expiry: ExpiryChange,
 ) -> Result<Membership, ApiError> {
+    let (expires_at, clear) = match expiry {
+        ExpiryChange::Keep => (None, false),
+        ExpiryChange::Clear => (None, true),
+        ExpiryChange::Set(at) => (Some(at), false),
+    };
+    // 'infinity' is the function's "remove the expiry"; chrono has no such value.
     let row = query_one(
         client,
-        "select * from roster.update_member($1, $2, $3, $4, $5)",
+        "select * from roster.update_member($1, $2, $3, $4, $5, \
+                case when $7 then 'infinity'::timestamptz else $6 end)",
         &[
             &actor,
             &org,
             &user,
             &role.map(RoleKey::as_str),
             &status.map(MembershipStatus::as_str),
+            &expires_at,
+            &clear,
         ],
     )
     .await?;
     Ok(Membership::from_row(&row)?)
+}
+
+/// What `update_member` does to a membership's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryChange {
+    Keep,
+    Clear,
+    Set(DateTime<Utc>),
 }
 
 pub async fn remove_member(

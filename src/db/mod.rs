@@ -27,6 +27,7 @@ pub mod authz;
 pub mod members;
 pub mod organizations;
 pub mod permissions;
+pub mod resources;
 pub mod roles;
 
 use std::fmt::Write as _;

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::{Caller, Principal};
 use crate::db::authz::{self as db, Explanation, Subject};
-use crate::domain::{MembershipStatus, Page, PageParams, Paginated, RoleKey};
+use crate::domain::{MembershipStatus, Page, PageParams, Paginated, Resource, RoleKey};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Json;
 use crate::reads;
@@ -83,6 +83,15 @@ pub struct Check {
     /// about another user only with `members:read` in that organization.
     #[serde(default)]
     pub user_id: Option<Uuid>,
+    /// With `resource_id`: the check is on that resource (organization-wide permissions, and
+    /// grants on it or an ancestor). The resource part of a permission name, e.g. `model`.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9_-]*$", max_length = 100)]
+    pub resource_type: Option<String>,
+    /// The resource's id in its service; with `resource_type`.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    pub resource_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -95,7 +104,9 @@ pub struct CheckResult {
     pub allowed: bool,
 }
 
-/// May each user do each of these? An organization the user cannot see answers `false`; a
+/// May each user do each of these (on a resource, when one is given: organization-wide
+/// permissions, and grants on it or an ancestor that reach the user directly or through
+/// groups)? An organization the user cannot see answers `false`; a
 /// permission name in no catalogue of the tenant is refused (422 `unknown_permission`), as
 /// `roster.has_permission` refuses it. Service tokens may ask about any user of their tenant.
 #[utoipa::path(post, path = "/authz/check", tag = "authorization", request_body = CheckRequest,
@@ -116,15 +127,27 @@ pub async fn check(
             body.checks.len()
         )));
     }
-    let checks: Vec<reads::Check> = body
+    let checks = body
         .checks
         .iter()
-        .map(|c| reads::Check {
-            organization: c.organization_id,
-            permission: &c.permission,
-            user: c.user_id,
+        .enumerate()
+        .map(|(i, c)| {
+            let resource = Resource::parse_pair(
+                c.resource_type.as_deref(),
+                c.resource_id.as_deref(),
+                (
+                    &format!("checks[{i}].resource_type"),
+                    &format!("checks[{i}].resource_id"),
+                ),
+            )?;
+            Ok(reads::Check {
+                organization: c.organization_id,
+                permission: &c.permission,
+                user: c.user_id,
+                resource,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<_>, ApiError>>()?;
     let results = reads::check(&state, &principal, &checks)
         .await?
         .into_iter()
@@ -141,6 +164,13 @@ pub struct ExplainRequest {
     pub user_id: Option<Uuid>,
     pub organization_id: Uuid,
     pub permission: String,
+    /// With `resource_id`: explain the check on that resource.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9_-]*$", max_length = 100)]
+    pub resource_type: Option<String>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    pub resource_id: Option<String>,
 }
 
 /// The user, the caller itself or (for a service) `user_id`; the caller that must be allowed
@@ -158,7 +188,9 @@ fn subject_of(
     }
 }
 
-/// Why a user may or may not do something in an organization: `roster.explain_access`.
+/// Why a user may or may not do something in an organization, or on one of its resources: the
+/// path that granted (role, or grant through groups on the resource or an ancestor), or the
+/// reason it was refused (`roster.explain_access`).
 #[utoipa::path(post, path = "/authz/explain", tag = "authorization", request_body = ExplainRequest,
     responses(
         (status = 200, description = "The explanation.", body = Explanation),
@@ -172,6 +204,11 @@ pub async fn explain(
     body: Json<ExplainRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (subject, asker, tenant) = subject_of(&principal, body.user_id, "user_id")?;
+    let resource = Resource::parse_pair(
+        body.resource_type.as_deref(),
+        body.resource_id.as_deref(),
+        ("resource_type", "resource_id"),
+    )?;
     let client = state.db.client().await?;
     let (asker_access, subject_tenant, explanation) = db::explain_access(
         &client,
@@ -179,6 +216,7 @@ pub async fn explain(
         subject,
         body.organization_id,
         &body.permission,
+        resource.as_ref(),
     )
     .await?;
     match tenant {

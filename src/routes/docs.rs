@@ -17,7 +17,9 @@ use utoipa::openapi::{Content, Header, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{audit, authz, health, members, organizations, permissions, roles};
+use crate::routes::{
+    audit, authz, health, members, organizations, permissions, resources, roles,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -71,6 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         permissions::register_permissions,
         permissions::list_permissions,
         permissions::retire_permission,
+        resources::set_resource_parent,
+        resources::list_resources,
         health::healthz,
         health::readyz,
         health::metrics,

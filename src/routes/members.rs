@@ -1,10 +1,11 @@
 use actix_web::{http::header, web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::members::{self as db, Member, Membership};
+use crate::db::members::{self as db, ExpiryChange, Member, Membership};
 use crate::domain::{
     self, CursorPageParams, MemberStatusChange, MembershipStatus, NewMemberStatus, Page, Paginated,
     RoleKey,
@@ -50,10 +51,14 @@ pub struct AddMember {
     pub role: Option<RoleKey>,
     /// `active` (the default, also when null) adds the user; `invited` invites them.
     pub status: Option<NewMemberStatus>,
+    /// When the membership stops granting anything (in the future; RFC 3339). Absent or null:
+    /// never.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// The body of `PATCH /organizations/{org_id}/members/{user_id}`: a role, a status or both
-/// (neither is 422). Null is refused: neither can be cleared.
+/// The body of `PATCH /organizations/{org_id}/members/{user_id}`: any of a role, a status and
+/// an expiry (none is 422). A null role or status is refused: neither can be cleared; a null
+/// `expires_at` removes the expiry.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
@@ -64,6 +69,10 @@ pub struct UpdateMember {
     #[serde(default, deserialize_with = "domain::present")]
     #[schema(nullable = false)]
     pub status: Option<MemberStatusChange>,
+    /// A future time (RFC 3339), or null for no expiry. The last lasting owner cannot get one.
+    #[serde(default, deserialize_with = "domain::nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub expires_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// Add or invite a user of the tenant.
@@ -77,6 +86,8 @@ pub struct UpdateMember {
             `user_not_found`: no such user in the tenant.", body = ErrorBody),
         (status = 409, description = "`already_member`: the user has a live membership (invited, \
             active or suspended).", body = ErrorBody),
+
+        (status = 422, description = "`invalid_input`: a past expires_at, an unknown value or field.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn add_member(
@@ -95,6 +106,7 @@ pub async fn add_member(
         body.user_id,
         &role,
         status,
+        body.expires_at,
     )
     .await?;
     Ok(HttpResponse::Created()
@@ -154,8 +166,9 @@ pub async fn get_member(
         (status = 403, description = FORBIDDEN, body = ErrorBody),
         (status = 404, description = MEMBER_NOT_FOUND, body = ErrorBody),
         (status = 409, description = LAST_OWNER, body = ErrorBody),
-        (status = 422, description = "`invalid_input`: neither role nor status, a null, an unknown \
-            value or field; or a status for an invitation, which only its invitee can accept.", body = ErrorBody),
+        (status = 422, description = "`invalid_input`: none of role, status and expires_at, a null \
+            role or status, a past expiry, an unknown value or field; or a status for an invitation, \
+            which only its invitee can accept.", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn update_member(
@@ -173,6 +186,11 @@ pub async fn update_member(
         user_id,
         body.role.as_ref(),
         body.status.map(Into::into),
+        match body.expires_at {
+            None => ExpiryChange::Keep,
+            Some(None) => ExpiryChange::Clear,
+            Some(Some(at)) => ExpiryChange::Set(at),
+        },
     )
     .await?;
     Ok(HttpResponse::Ok().json(membership))

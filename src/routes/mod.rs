@@ -8,6 +8,7 @@ pub mod health;
 pub mod members;
 pub mod organizations;
 pub mod permissions;
+pub mod resources;
 pub mod roles;
 
 use actix_web::web;
@@ -21,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(authz::configure)
         .configure(audit::configure)
         .configure(roles::configure)
-        .configure(permissions::configure);
+        .configure(permissions::configure)
+        .configure(resources::configure);
 }
 
 /// `web::resource(pattern)`, named after its pattern: the metrics middleware labels requests

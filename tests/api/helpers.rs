@@ -48,6 +48,7 @@ pub const MEMBERSHIP_KEYS: &[&str] = &[
     "invited_by_user_id",
     "joined_at",
     "last_active_at",
+    "expires_at",
     "created_at",
     "updated_at",
 ];
@@ -62,6 +63,7 @@ pub const MEMBER_KEYS: &[&str] = &[
     "invited_by",
     "joined_at",
     "last_active_at",
+    "expires_at",
     "created_at",
 ];
 

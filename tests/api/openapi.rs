@@ -59,6 +59,11 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/tenant/permissions"),
     ("post", "/tenant/permissions"),
     ("delete", "/tenant/permissions/{name}"),
+    ("get", "/organizations/{org_id}/resources"),
+    (
+        "put",
+        "/organizations/{org_id}/resources/{resource_type}/{resource_id}/parent",
+    ),
 ];
 
 const METHODS: &[&str] = &[
@@ -768,7 +773,7 @@ async fn page_bounds_in_the_document_are_the_parsers() {
             let found = query.iter().find(|p| p["name"] == wanted);
             &found.unwrap_or_else(|| panic!("{name} documents {wanted}"))["schema"]
         };
-        let (limit, offset) = (param("limit"), param("offset"));
+        let limit = param("limit");
         assert_eq!(json!(1), limit["minimum"], "{name}: limit minimum");
         assert_eq!(
             json!(Page::MAX_LIMIT),
@@ -780,36 +785,47 @@ async fn page_bounds_in_the_document_are_the_parsers() {
             limit["default"],
             "{name}: limit default"
         );
-        assert_eq!(json!(0), offset["minimum"], "{name}: offset minimum");
-        // Lists that also page by cursor cap offset; the others take any i32.
-        let deepest = match query.iter().any(|p| p["name"] == "after") {
-            true => i64::from(Page::MAX_CURSOR_OFFSET),
-            false => i64::from(i32::MAX),
-        };
-        assert_eq!(json!(deepest), offset["maximum"], "{name}: offset maximum");
+        let (low, high) = (
+            limit["minimum"].as_i64().unwrap(),
+            limit["maximum"].as_i64().unwrap(),
+        );
+        let mut cases = vec![
+            (format!("limit={low}"), 200),
+            (format!("limit={high}"), 200),
+            (format!("limit={}", low - 1), 422),
+            (format!("limit={}", high + 1), 422),
+            ("limit=ten".to_owned(), 400),
+        ];
+        // Lists paged by a cursor alone (resources, by id) have no offset.
+        if query.iter().any(|p| p["name"] == "offset") {
+            let offset = param("offset");
+            assert_eq!(json!(0), offset["minimum"], "{name}: offset minimum");
+            // Lists that also page by cursor cap offset; the others take any i32.
+            let deepest = match query.iter().any(|p| p["name"] == "after") {
+                true => i64::from(Page::MAX_CURSOR_OFFSET),
+                false => i64::from(i32::MAX),
+            };
+            assert_eq!(json!(deepest), offset["maximum"], "{name}: offset maximum");
+            cases.extend([
+                (format!("offset={deepest}"), 200),
+                (format!("offset={}", deepest + 1), 422),
+                ("offset=-1".to_owned(), 422),
+                ("offset=1.5".to_owned(), 400),
+            ]);
+        }
 
         let path = path
             .replace("{org_id}", &org.to_string())
             .replace("{user_id}", &admin.id.to_string())
             .replace("{permission}", "organization:read");
-        let (low, high) = (
-            limit["minimum"].as_i64().unwrap(),
-            limit["maximum"].as_i64().unwrap(),
-        );
-        let last = offset["maximum"].as_i64().unwrap();
-        for (query, status) in [
-            (format!("limit={low}"), 200),
-            (format!("limit={high}"), 200),
-            (format!("limit={}", low - 1), 422),
-            (format!("limit={}", high + 1), 422),
-            (format!("offset={last}"), 200),
-            (format!("offset={}", last + 1), 422),
-            ("offset=-1".to_owned(), 422),
-            ("limit=ten".to_owned(), 400),
-            ("offset=1.5".to_owned(), 400),
-        ] {
+        // The parameters a list requires besides its page.
+        let required = match path.ends_with("/resources") {
+            true => "permission=organization:read&resource_type=organization&",
+            false => "",
+        };
+        for (query, status) in cases {
             let response = app
-                .request(Method::GET, &format!("{path}?{query}"))
+                .request(Method::GET, &format!("{path}?{required}{query}"))
                 .bearer_auth(&admin.token)
                 .send()
                 .await

@@ -240,7 +240,9 @@ async fn a_service_token_does_only_what_services_do() {
     )
     .await;
     assert_eq!(
-        json!({"allowed": true, "reason": "member_role", "via_role": "owner", "via_grant": "*"}),
+        json!({"allowed": true, "reason": "member_role", "via_role": "owner", "via_grant": "*",
+               "via_grant_id": null, "via_groups": null, "via_resource_type": null,
+               "via_resource_id": null}),
         why
     );
     let path = format!("/organizations/{org}/members/{}/permissions", owner.id);
