@@ -216,16 +216,13 @@ pub mod keys {
     }
 
     /// The type's length keeps `a:b` + `c` apart from `a` + `b:c`.
-    pub fn resource_access(
-        tenant: Uuid,
-        org: Uuid,
-        user: Uuid,
-        kind: &str,
-        id: &str,
-    ) -> Key {
+    pub fn resource_access(tenant: Uuid, org: Uuid, user: Uuid, kind: &str, id: &str) -> Key {
         key(
             tenant,
-            format!("res-access:{tenant}:{org}:{user}:{}:{kind}:{id}", kind.len()),
+            format!(
+                "res-access:{tenant}:{org}:{user}:{}:{kind}:{id}",
+                kind.len()
+            ),
         )
     }
 

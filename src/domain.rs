@@ -362,7 +362,11 @@ impl<'a> Resource<'a> {
         }
     }
 
-    pub fn parse(kind: &'a str, id: &'a str, fields: (&str, &str)) -> Result<Resource<'a>, ApiError> {
+    pub fn parse(
+        kind: &'a str,
+        id: &'a str,
+        fields: (&str, &str),
+    ) -> Result<Resource<'a>, ApiError> {
         let mut chars = kind.chars();
         let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
             && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');

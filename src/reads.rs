@@ -264,8 +264,7 @@ pub async fn check(
         .iter()
         .zip(&answers)
         .map(|(check, answer)| {
-            let in_tenant =
-                tenant.is_none_or(|tenant| identity(*answer).tenant_id == Some(tenant));
+            let in_tenant = tenant.is_none_or(|tenant| identity(*answer).tenant_id == Some(tenant));
             in_tenant
                 && match *answer {
                     Answer::Organization(i) => found.access[i].allows(check.permission),
@@ -380,7 +379,8 @@ async fn lookups(
         drop(client);
         let (fetched_access, fetched_catalogue) = fetched_pairs;
         let mut fills = Vec::with_capacity(fetched_access.len() + fetched_resources.len() + 1);
-        let mut by_pair: HashMap<(Uuid, Uuid), Access> = HashMap::with_capacity(fetched_access.len());
+        let mut by_pair: HashMap<(Uuid, Uuid), Access> =
+            HashMap::with_capacity(fetched_access.len());
         for ((user, org), answer) in missing_pairs.iter().zip(fetched_access) {
             learn_tenant(cache, *user, answer.identity.tenant_id);
             fills.push(access_fill(&answer, *user, *org)?);
@@ -462,7 +462,12 @@ pub async fn catalogue(state: &AppState, tenant: Uuid) -> Result<Catalogue, ApiE
 /// Catalogues stay in this process: read on every refused check, they would be the largest
 /// values a check fetches from Redis.
 fn catalogue_fill(tenant: Uuid, catalogue: &Catalogue) -> Result<Fill, ApiError> {
-    Ok(Fill::new(keys::catalogue(tenant), Deps::new(tenant, catalogue.tenant_version), encode(catalogue)?, Place::Local))
+    Ok(Fill::new(
+        keys::catalogue(tenant),
+        Deps::new(tenant, catalogue.tenant_version),
+        encode(catalogue)?,
+        Place::Local,
+    ))
 }
 
 /// The shared shape of organization-scoped reads: access and body from the cache when both are

@@ -108,7 +108,14 @@ pub async fn add_member(
     let row = query_one(
         client,
         "select * from roster.add_member($1, $2, $3, $4, $5, $6)",
-        &[&actor, &org, &user, &role.as_str(), &status.as_str(), &expires_at],
+        &[
+            &actor,
+            &org,
+            &user,
+            &role.as_str(),
+            &status.as_str(),
+            &expires_at,
+        ],
     )
     .await?;
     Ok(Membership::from_row(&row)?)

@@ -17,9 +17,7 @@ use utoipa::openapi::{Content, Header, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{
-    audit, authz, health, members, organizations, permissions, resources, roles,
-};
+use crate::routes::{audit, authz, health, members, organizations, permissions, resources, roles};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;

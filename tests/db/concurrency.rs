@@ -236,3 +236,70 @@ async fn adding_the_same_user_twice_at_once() {
         .get("n");
     assert_eq!(live, 1);
 }
+
+// ----------------------------------------------------------------------------------------------
+// Group members and memberships: only members are in groups, whatever the interleaving
+// ----------------------------------------------------------------------------------------------
+
+const JOIN_GROUP: &str = "select * from roster.add_group_member($1, $2, 'team', $3)";
+const REMOVE_MEMBER: &str = "select roster.remove_member($1, $2, $3)";
+
+/// The world with group `team` in `World::org`.
+async fn with_group() -> (TestDatabase, World) {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let world = World::build(&client).await;
+    must_run(
+        &client,
+        "select * from roster.create_group($1, $2, 'team', 'Team')",
+        &[&world.owner, &world.org],
+    )
+    .await;
+    (db, world)
+}
+
+async fn live_group_rows(db: &TestDatabase, user: Uuid) -> i64 {
+    must_run(
+        &db.client().await,
+        "select count(*) as n from roster.group_members where user_id = $1 and deleted_at is null",
+        &[&user],
+    )
+    .await[0]
+        .get("n")
+}
+
+#[tokio::test]
+async fn joining_a_group_while_being_removed_read_committed() {
+    let (db, w) = with_group().await;
+    let second = race(
+        &db,
+        "read committed",
+        change(REMOVE_MEMBER, &[w.owner, w.org, w.member]),
+        change(JOIN_GROUP, &[w.owner, w.org, w.member]),
+    )
+    .await;
+    assert_eq!(
+        second,
+        Err("RMBNF".into()),
+        "joining after the removal committed"
+    );
+    assert_eq!(0, live_group_rows(&db, w.member).await);
+}
+
+#[tokio::test]
+async fn being_removed_while_joining_a_group_read_committed() {
+    let (db, w) = with_group().await;
+    let second = race(
+        &db,
+        "read committed",
+        change(JOIN_GROUP, &[w.owner, w.org, w.member]),
+        change(REMOVE_MEMBER, &[w.owner, w.org, w.member]),
+    )
+    .await;
+    assert_eq!(second, Ok(()), "the removal");
+    assert_eq!(
+        0,
+        live_group_rows(&db, w.member).await,
+        "the removal takes the group row that committed first"
+    );
+}

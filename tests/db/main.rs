@@ -3,6 +3,7 @@ mod common;
 
 mod audit;
 mod concurrency;
+mod grants;
 mod invariants;
 mod lifecycle;
 mod lookups;
