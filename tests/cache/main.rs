@@ -18,5 +18,6 @@ mod listener;
 mod metrics;
 mod race;
 mod redis_trouble;
+mod resources;
 mod roles;
 mod round_trips;
