@@ -115,14 +115,14 @@ pub struct ResourceList {
 
 /// `roster.list_resources` for `subject`, in one statement with `asker`'s access (the API's
 /// check that it may ask) and the subject's tenant. The list is not even read unless `asker`
-/// may see the organization, or `service` says the asker is a service's subject.
+/// may see the organization, or the subject is a user of `service_tenant` (a service asks).
 pub async fn list_resources_with_access(
     client: &Client,
     asker: Uuid,
     subject: Uuid,
     org: Uuid,
     wanted: &ResourceQuery<'_>,
-    service: bool,
+    service_tenant: Option<Uuid>,
 ) -> Result<(Access, Option<Uuid>, ResourceList), ApiError> {
     const SQL: &str = concat!(
         "select r.resource_id, r.organization_wide, s.tenant_id as subject_tenant_id, ",
@@ -130,7 +130,7 @@ pub async fn list_resources_with_access(
         " from roster.member_access($1, $3) a \
           cross join roster.caller_identity($2) s \
           left join lateral (select * from roster.list_resources($2, $3, $4, $5, $6, $7) \
-                              where $8 or a.visible offset 0) r on true"
+                              where a.visible or s.tenant_id = $8 offset 0) r on true"
     );
     let rows = query(
         client,
@@ -143,7 +143,7 @@ pub async fn list_resources_with_access(
             &wanted.kind,
             &wanted.limit,
             &wanted.after,
-            &service,
+            &service_tenant,
         ],
     )
     .await?;

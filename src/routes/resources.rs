@@ -152,8 +152,7 @@ pub async fn list_resources(
     };
     let client = state.db.client().await?;
     let (asker_access, subject_tenant, mut list) =
-        db::list_resources_with_access(&client, asker, subject, *org_id, &wanted, tenant.is_some())
-            .await?;
+        db::list_resources_with_access(&client, asker, subject, *org_id, &wanted, tenant).await?;
     drop(client);
     match tenant {
         // A user of another tenant is as unknown to a service as one that does not exist.

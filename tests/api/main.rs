@@ -16,6 +16,7 @@ mod openapi;
 mod organizations;
 mod pagination;
 mod permissions;
+mod resources;
 mod responses;
 mod roles;
 mod rs256;
