@@ -11,6 +11,10 @@ The data file has one record per line, fields separated by spaces, indexes 1-bas
     L <user>                        users with at least one organization, shuffled (S3)
     B <user> <org>,<org>,...        users with --batch organizations, and those (S5 batch)
     W <org> <user>                  user is not a member of org (S4), orgs interleaved
+    C <user> <org> <model id>       a resource check on a model of the org (S8), shuffled
+    G <org> <user>                  user is a member of org but not its owner (S10), orgs
+                                    interleaved
+    S <user> <org>                  a member of the first organization, whose resources S9 lists
 """
 
 import argparse
@@ -45,6 +49,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=20, help="organizations per S5 batch")
     parser.add_argument("--write-pairs", type=int, default=40000, help="S4 (org, user) pairs")
     parser.add_argument("--seed", type=int, default=42, help="shuffle seed (same order every run)")
+    parser.add_argument("--models", type=int, default=100, help="models per organization (S8)")
     args = parser.parse_args()
 
     secret = os.environ.get("JWT_SECRET", "").encode()
@@ -52,7 +57,7 @@ def main() -> int:
         print("gen_data.py: JWT_SECRET must be set, at least 32 bytes", file=sys.stderr)
         return 2
 
-    users, orgs, owner_of, memberships = [], [], {}, []
+    users, orgs, owner_of, memberships, roles = [], [], {}, [], {}
     with (sys.stdin if args.input == "-" else open(args.input)) as lines:
         for line in lines:
             fields = line.rstrip("\n").split("\t")
@@ -63,6 +68,7 @@ def main() -> int:
                 owner_of[fields[1]] = fields[3]
             elif fields[0] == "M":
                 memberships.append((fields[1], fields[2]))
+                roles[(fields[1], fields[2])] = fields[3]
     if not users or not orgs or not memberships:
         print("gen_data.py: no users, organizations or memberships in the input", file=sys.stderr)
         return 1
@@ -98,6 +104,18 @@ def main() -> int:
         if len(pairs) >= args.write_pairs:
             break
 
+    # S10: every non-owner membership, one organization after another in each round.
+    by_org = {}
+    for u, o in members:
+        if roles[(users[u - 1], orgs[o - 1])] != "owner":
+            by_org.setdefault(o, []).append(u)
+    group_pairs = []
+    for r in range(max((len(v) for v in by_org.values()), default=0)):
+        for o in sorted(by_org):
+            if r < len(by_org[o]):
+                group_pairs.append((o, by_org[o][r]))
+    s9_user = by_org.get(1, [None])[0]
+
     with open(args.out, "w") as out:
         for i, u in enumerate(users, 1):
             out.write(f"U {i} {u} {sign(secret, u, now, args.ttl)}\n")
@@ -111,6 +129,12 @@ def main() -> int:
             out.write(f"B {u} {','.join(str(o) for o in orgs_of[u][:args.batch])}\n")
         for o, u in pairs:
             out.write(f"W {o} {u}\n")
+        for u, o in members:
+            out.write(f"C {u} {o} m{u % args.models}\n")
+        for o, u in group_pairs:
+            out.write(f"G {o} {u}\n")
+        if s9_user is not None:
+            out.write(f"S {s9_user} 1\n")
     print(
         f"data: {len(users)} users, {len(orgs)} organizations, {len(members)} memberships, "
         f"{len(batchers)} users with {args.batch}+ organizations, {len(pairs)} write pairs",

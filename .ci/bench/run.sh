@@ -11,7 +11,8 @@
 #   BENCH_CONNECTIONS=64  BENCH_THREADS=2 (wrk)  BENCH_TIMEOUT=5 (wrk's per-request timeout, s)
 #   BENCH_USERS=1000      BENCH_ORGS=200 (20 members each)
 #   BENCH_CACHE="off on"  which servers to run
-#   BENCH_SCENARIOS="s1 s2 s3 s5 s5b s4"   (s4 writes, so it runs last on each server)
+#   BENCH_SCENARIOS="s1 s2 s3 s5 s5b s8 s9 s4 s10"   (s4 and s10 write, so they run last)
+#   BENCH_MODELS=100      models per organization (S8)   BENCH_BIG=10000  models S9 lists
 #   BENCH_PORT=18181      the cache-off server; the cache-on one uses BENCH_PORT+1
 #   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432   server for the roster_bench_{off,on} databases
 #                         (default: DATABASE_URL without its database name, when set)
@@ -33,7 +34,9 @@ ORGS=${BENCH_ORGS:-200}
 PER_ORG=20
 BATCH=20
 CACHES=${BENCH_CACHE:-off on}
-SCENARIOS=${BENCH_SCENARIOS:-s1 s2 s3 s5 s5b s4}
+SCENARIOS=${BENCH_SCENARIOS:-s1 s2 s3 s5 s5b s8 s9 s4 s10}
+MODELS=${BENCH_MODELS:-100}
+BIG=${BENCH_BIG:-10000}
 PORT=${BENCH_PORT:-18181}
 # The PostgreSQL server `make db` made sure of: DATABASE_URL minus its database name, if set.
 DEFAULT_PG_URL=postgres://postgres@127.0.0.1:5432
@@ -46,7 +49,7 @@ JWT_SECRET_BENCH=roster-bench-secret-not-for-production-7f3a9c1e
 OUT=target/bench/$(date +%Y%m%d-%H%M%S)
 LUA=.ci/bench/scenario.lua
 
-for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT; do
+for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { log "BENCH_$n must be a whole number, got '${!n}'"; exit 2; }
 done
 [ "$DURATION" -ge 1 ] || { log "BENCH_DURATION must be at least 1"; exit 2; }
@@ -61,6 +64,9 @@ declare -A TITLE=(
     [s4]="S4 add + remove member (POST, DELETE)"
     [s5]="S5 POST /authz/check, 1 check"
     [s5b]="S5 POST /authz/check, batch of 20"
+    [s8]="S8 POST /authz/check, on a resource"
+    [s9]="S9 GET /organizations/{id}/resources"
+    [s10]="S10 add + remove group member"
 )
 for s in $SCENARIOS; do
     [ -n "${TITLE[$s]:-}" ] || { log "unknown scenario '$s' in BENCH_SCENARIOS"; exit 2; }
@@ -161,9 +167,19 @@ load_data() { # cache database
     read -r n_users n_orgs n_members <<<"$counts"
     LOAD_NOTES+=("load (cache $cache): $n_users users, $n_orgs organizations, $n_members memberships in $(elapsed "$t0" "$t1") s (roster.* functions, then vacuum analyze)")
     log "${LOAD_NOTES[-1]}"
+    t0=$(now)
+    psql_db "$db" -v models="$MODELS" -v big="$BIG" -f .ci/bench/seed_authz.sql >/dev/null
+    t1=$(now)
+    counts=$(psql_db "$db" -At -F ' ' -c "select
+        (select count(*) from roster.group_members where deleted_at is null),
+        (select count(*) from roster.grants where deleted_at is null),
+        (select count(*) from roster.resource_parents)")
+    read -r n_group_members n_grants n_parents <<<"$counts"
+    LOAD_NOTES+=("load (cache $cache): $n_group_members group members, $n_grants grants, $n_parents resource parents in $(elapsed "$t0" "$t1") s (seed_authz.sql)")
+    log "${LOAD_NOTES[-1]}"
     psql_db "$db" -At -F $'\t' -f .ci/bench/export.sql \
         | JWT_SECRET="$JWT_SECRET_BENCH" python3 .ci/bench/gen_data.py \
-            --out "$OUT/data-$cache.txt" --batch "$BATCH" --ttl 7200
+            --out "$OUT/data-$cache.txt" --batch "$BATCH" --models "$MODELS" --ttl 7200
 }
 
 # S4 leaves the pairs it added but had not removed yet when wrk stopped: remove them, as their
@@ -179,6 +195,10 @@ cleanup_writes() { # database
     done
     psql_db "$1" -v seeded_at="$SEEDED_AT" >/dev/null <<'SQL'
 select set_config('bench.seeded_at', :'seeded_at', false);
+-- S10's group members: the group s10 starts empty.
+update roster.group_members gm set deleted_at = now()
+  from roster.groups g
+ where g.tenant_id = gm.tenant_id and g.id = gm.group_id and g.key = 's10' and gm.deleted_at is null;
 do $$
 declare
   r record;
@@ -239,11 +259,12 @@ run_scenario() { # cache port database scenario
             log "warm-up: $(grep '^BENCH_FAILURE ' "$base.warmup.txt" | cut -c1-300)"
         fi
     fi
-    [ "$s" = s4 ] && cleanup_writes "$db"
+    local writes=; [[ $s == s4 || $s == s10 ]] && writes=1
+    [ -n "$writes" ] && cleanup_writes "$db"
     before=$(metrics "$port")
     run_wrk "$port" "$s" "$cache" "$DURATION" "$base.txt"
     after=$(metrics "$port")
-    [ "$s" = s4 ] && cleanup_writes "$db"
+    [ -n "$writes" ] && cleanup_writes "$db"
 
     local requests rps p50 p99 non2xx sockerr
     requests=$(field "$base.txt" requests)
@@ -267,8 +288,8 @@ run_scenario() { # cache port database scenario
         done
         NOTES+=("$s (cache $cache): cache${counts%,} (roster_cache_*_total over the measured run)")
     fi
-    if [ "$s" = s4 ]; then
-        NOTES+=("S4 (cache $cache): $(field "$base.txt" pairs_per_s) add+remove pairs/s; responses 201: $(field "$base.txt" created), 204: $(field "$base.txt" removed), other: $(field "$base.txt" other)")
+    if [ -n "$writes" ]; then
+        NOTES+=("${s^^} (cache $cache): $(field "$base.txt" pairs_per_s) add+remove pairs/s; responses 201: $(field "$base.txt" created), 204: $(field "$base.txt" removed), other: $(field "$base.txt" other)")
     fi
     if [ "$non2xx" != 0 ] || [ "$sockerr" != 0 ]; then
         FAILED=1

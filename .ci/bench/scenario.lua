@@ -11,6 +11,11 @@
 --              sets are disjoint.
 --           s5 POST /authz/check, one check (organization:read) per request, over memberships
 --           s5b POST /authz/check, a batch of 20 checks: 20 organizations of one user
+--           s8 POST /authz/check, one check of model:update on a model, over memberships: the
+--              grant reaches the user through groups g3 < g2 < g1, on the model's grandparent
+--           s9 GET /organizations/{id}/resources?...&limit=100, one user reaching 10,000 models
+--           s10 POST then DELETE /organizations/{org}/groups/s10/members[/{user}] as the owner,
+--              over (org, member) pairs, as s4 does for memberships
 -- "probe" (used for the warm-up) also records the first failed response, printed by done().
 -- done() prints one machine-readable line for run.sh:
 --   BENCH requests=.. duration_us=.. rps=.. p50_us=.. p99_us=.. non2xx=.. connect=.. read=.. write=.. timeout=..
@@ -36,7 +41,7 @@ end
 -- The data file gen_data.py wrote: see its docstring.
 local function load(path)
   local d = { users = {}, tokens = {}, orgs = {}, owner = {}, members = {}, listers = {},
-              batches = {}, writes = {} }
+              batches = {}, writes = {}, resource_checks = {}, group_writes = {}, s9 = nil }
   local file = assert(io.open(path, "r"))
   for line in file:lines() do
     local f = split(line, " ")
@@ -55,6 +60,12 @@ local function load(path)
       d.batches[#d.batches + 1] = { tonumber(f[2]), orgs }
     elseif kind == "W" then
       d.writes[#d.writes + 1] = { tonumber(f[2]), tonumber(f[3]) }
+    elseif kind == "C" then
+      d.resource_checks[#d.resource_checks + 1] = { tonumber(f[2]), tonumber(f[3]), f[4] }
+    elseif kind == "G" then
+      d.group_writes[#d.group_writes + 1] = { tonumber(f[2]), tonumber(f[3]) }
+    elseif kind == "S" then
+      d.s9 = { tonumber(f[2]), tonumber(f[3]) }
     end
   end
   file:close()
@@ -88,12 +99,24 @@ end
 -- Per-thread state.
 local scenario, probe
 local requests, nrequests, cursor = {}, 0, 1
--- s4: this thread's pairs, the ones added and waiting for their DELETE (FIFO), and counters.
+-- s4, s10: this thread's pairs, the ones added and waiting for their DELETE (FIFO), and counters.
 local d, pairs_, pair_of_location, added = nil, {}, {}, {}
 local queue, qhead, qtail = {}, 1, 0
 local wcursor = 1
 failure_status, failure_body = 0, ""
 created, removed, other = 0, 0, 0
+
+local function resource_check_body(d, org, model)
+  return string.format(
+    '{"checks":[{"organization_id":"%s","permission":"model:update","resource_type":"model","resource_id":"%s"}]}',
+    d.orgs[org], model)
+end
+
+-- s4 and s10: the member (of the organization, or of its group s10) a pair adds and removes.
+local function members_path(d, p)
+  if scenario == "s10" then return "/organizations/" .. d.orgs[p[1]] .. "/groups/s10/members" end
+  return "/organizations/" .. d.orgs[p[1]] .. "/members"
+end
 
 function init(args)
   scenario = args[1]
@@ -101,7 +124,7 @@ function init(args)
   local nthreads = tonumber(args[3])
   probe = args[4] == "probe"
   if not scenario or not path or not nthreads then
-    error("usage: -- <s1|s2|s3|s4|s5|s5b> <data file> <threads> [probe]")
+    error("usage: -- <s1|s2|s3|s4|s5|s5b|s8|s9|s10> <data file> <threads> [probe]")
   end
   host = wrk.headers["Host"]
   d = load(path)
@@ -126,27 +149,38 @@ function init(args)
     for _, b in ipairs(d.batches) do
       add(http("POST", "/authz/check", d.tokens[b[1]], check_body(d, b[2])))
     end
-  elseif scenario == "s4" then
+  elseif scenario == "s8" then
+    for _, c in ipairs(d.resource_checks) do
+      add(http("POST", "/authz/check", d.tokens[c[1]], resource_check_body(d, c[2], c[3])))
+    end
+  elseif scenario == "s9" then
+    if d.s9 then
+      add(http("GET", "/organizations/" .. d.orgs[d.s9[2]] ..
+               "/resources?permission=model:update&resource_type=model&limit=100", d.tokens[d.s9[1]]))
+    end
+  elseif scenario == "s4" or scenario == "s10" then
     -- Thread `id` of `nthreads` takes every nthreads-th pair: no two threads ever hold the same
     -- (org, user), and within a thread a pair is only reused after all its others.
-    for i = id, #d.writes, nthreads do pairs_[#pairs_ + 1] = d.writes[i] end
+    local all = scenario == "s4" and d.writes or d.group_writes
+    for i = id, #all, nthreads do pairs_[#pairs_ + 1] = all[i] end
     for k, p in ipairs(pairs_) do
-      pair_of_location["/organizations/" .. d.orgs[p[1]] .. "/members/" .. d.users[p[2]]] = k
+      pair_of_location[members_path(d, p) .. "/" .. d.users[p[2]]] = k
     end
-    if #pairs_ == 0 then error("s4: no write pairs for thread " .. id) end
+    if #pairs_ == 0 then error(scenario .. ": no write pairs for thread " .. id) end
   else
     error("unknown scenario " .. tostring(scenario))
   end
-  if scenario ~= "s4" then
+  local writes = scenario == "s4" or scenario == "s10"
+  if not writes then
     if nrequests == 0 then error(scenario .. ": no requests (empty data for it)") end
     -- Threads start at different places of the same rotation.
     cursor = math.floor((id - 1) * nrequests / nthreads) % nrequests + 1
   end
   -- wrk reads each response (slower) only when a response() function exists.
-  if scenario ~= "s4" and not probe then response = nil end
+  if not writes and not probe then response = nil end
 end
 
-local function s4_request()
+local function write_request()
   -- A pair whose POST answered 201 is deleted first: its membership is committed, so the
   -- DELETE cannot overtake it.
   if qhead <= qtail then
@@ -155,8 +189,7 @@ local function s4_request()
     qhead = qhead + 1
     added[k] = nil
     local p = pairs_[k]
-    return http("DELETE", "/organizations/" .. d.orgs[p[1]] .. "/members/" .. d.users[p[2]],
-                d.tokens[d.owner[p[1]]])
+    return http("DELETE", members_path(d, p) .. "/" .. d.users[p[2]], d.tokens[d.owner[p[1]]])
   end
   local k = wcursor
   for _ = 1, #pairs_ do
@@ -165,19 +198,19 @@ local function s4_request()
   end
   wcursor = k % #pairs_ + 1
   local p = pairs_[k]
-  return http("POST", "/organizations/" .. d.orgs[p[1]] .. "/members", d.tokens[d.owner[p[1]]],
+  return http("POST", members_path(d, p), d.tokens[d.owner[p[1]]],
               '{"user_id":"' .. d.users[p[2]] .. '"}')
 end
 
 function request()
-  if scenario == "s4" then return s4_request() end
+  if scenario == "s4" or scenario == "s10" then return write_request() end
   local r = requests[cursor]
   cursor = cursor % nrequests + 1
   return r
 end
 
 function response(status, headers, body)
-  if scenario == "s4" then
+  if scenario == "s4" or scenario == "s10" then
     if status == 201 then
       created = created + 1
       local k = pair_of_location[headers["location"] or headers["Location"] or ""]
