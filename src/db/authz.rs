@@ -203,7 +203,9 @@ pub struct Explanation {
 }
 
 /// `roster.explain_access` for `subject` (on `resource` when given), in one statement with
-/// `asker`'s access there (the API's check that it may ask) and the subject's tenant.
+/// `asker`'s access there (the API's check that it may ask) and the subject's tenant. With
+/// `service_tenant`, the explanation is only computed (None otherwise) for a user of that
+/// tenant: another tenant's catalogue is none of the service's business.
 pub async fn explain_access(
     client: &Client,
     asker: Uuid,
@@ -211,13 +213,15 @@ pub async fn explain_access(
     org: Uuid,
     permission: &str,
     resource: Option<&Resource<'_>>,
-) -> Result<(Access, Option<Uuid>, Explanation), ApiError> {
+    service_tenant: Option<Uuid>,
+) -> Result<(Access, Option<Uuid>, Option<Explanation>), ApiError> {
     const SQL: &str = concat!(
         "select e.*, s.tenant_id as subject_tenant_id, ",
         access_columns!(),
-        " from roster.explain_access($2, $3, $4, $5, $6) e \
-          cross join roster.caller_identity($2) s \
-          cross join roster.member_access($1, $3) a"
+        " from roster.caller_identity($2) s \
+          cross join roster.member_access($1, $3) a \
+          left join lateral (select * from roster.explain_access($2, $3, $4, $5, $6) \
+                              where $7::uuid is null or s.tenant_id = $7 offset 0) e on true"
     );
     let row = query_one(
         client,
@@ -229,14 +233,14 @@ pub async fn explain_access(
             &permission,
             &resource.map(|r| r.kind),
             &resource.map(|r| r.id),
+            &service_tenant,
         ],
     )
     .await?;
-    Ok((
-        Access::from_row(&row, "access_")?,
-        row.try_get("subject_tenant_id")?,
-        Explanation {
-            allowed: row.try_get("allowed")?,
+    let explanation = match row.try_get::<_, Option<bool>>("allowed")? {
+        None => None,
+        Some(allowed) => Some(Explanation {
+            allowed,
             reason: row.try_get("reason")?,
             via_role: row.try_get("via_role")?,
             via_grant: row.try_get("via_grant")?,
@@ -244,7 +248,12 @@ pub async fn explain_access(
             via_groups: row.try_get("via_groups")?,
             via_resource_type: row.try_get("via_resource_type")?,
             via_resource_id: row.try_get("via_resource_id")?,
-        },
+        }),
+    };
+    Ok((
+        Access::from_row(&row, "access_")?,
+        row.try_get("subject_tenant_id")?,
+        explanation,
     ))
 }
 

@@ -217,6 +217,7 @@ pub async fn explain(
         body.organization_id,
         &body.permission,
         resource.as_ref(),
+        tenant,
     )
     .await?;
     match tenant {
@@ -232,6 +233,8 @@ pub async fn explain(
             }
         }
     }
+    let explanation = explanation
+        .ok_or_else(|| ApiError::Internal("explain_access returned no explanation".into()))?;
     Ok(HttpResponse::Ok().json(explanation))
 }
 

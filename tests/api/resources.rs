@@ -406,6 +406,24 @@ async fn resources_list_pages_and_says_who_may_ask() {
         .await;
     assert_eq!(404, reply.status, "another tenant's user: {}", reply.text);
     assert!(reply.text.contains("user_not_found"), "{}", reply.text);
+    // Explaining is the same, though model:update is in no catalogue of that tenant.
+    let body =
+        json!({"user_id": foreign.id, "organization_id": w.org, "permission": "model:update"});
+    let explained = call(
+        &w.app,
+        Method::POST,
+        "/authz/explain",
+        &w.service,
+        Some(body),
+    )
+    .await;
+    assert_error(
+        explained,
+        404,
+        "user_not_found",
+        "explain another tenant's user",
+    )
+    .await;
     let stranger = w.app.user("stan").await;
     assert_eq!(
         404,
