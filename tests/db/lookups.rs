@@ -9,6 +9,7 @@ use crate::support::*;
 
 const OWNER: &[&str] = &[
     "audit:read",
+    "invitations:manage",
     "members:invite",
     "members:manage_owners",
     "members:read",
@@ -23,6 +24,7 @@ const OWNER: &[&str] = &[
 /// Only owners change roles: admins lack members:update_role.
 const ADMIN: &[&str] = &[
     "audit:read",
+    "invitations:manage",
     "members:invite",
     "members:read",
     "members:remove",
