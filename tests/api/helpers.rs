@@ -37,6 +37,7 @@ pub const ORGANIZATION_KEYS: &[&str] = &[
     "created_at",
     "updated_at",
     "created_by",
+    "seat_limit",
 ];
 /// The keys a membership (POST members, PATCH member, accept) has.
 pub const MEMBERSHIP_KEYS: &[&str] = &[
