@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod authz;
+mod domains;
 mod errors;
 mod health;
 mod helpers;
@@ -18,5 +19,6 @@ mod pagination;
 mod permissions;
 mod responses;
 mod rs256;
+mod seats;
 mod shutdown;
 mod timeouts;
