@@ -19,7 +19,8 @@
 --     membership whose invitation has expired cannot be accepted and takes no seat, and is
 --     removed once the expiry is written.
 --
--- Rules held by the database: at most one pending invitation per (organization, email); email
+-- Rules held by the database: at most one pending invitation per (organization, email), and
+-- none to the address of a live member of the organization; email
 -- stored lowercase; accepted, declined and revoked are final (an expired invitation may only
 -- be renewed or revoked); the role of a pending invitation is a role available to its
 -- organization and cannot be deleted from under it. Every change bumps its organization's
@@ -261,6 +262,41 @@ create constraint trigger tg_invitations__check_membership
   after insert or update of membership_id, organization_id on roster.invitations
   deferrable initially immediate
   for each row execute function roster.tg_invitations__check_membership();
+
+/* A live member's address cannot be invited to its organization, whoever writes (the
+   invitation of an invited membership is that member's own). Fires after the organization's
+   version bump, which waits for a concurrent writer of the organization: a member added at
+   the same time is seen. */
+create function roster.tg_invitations__refuse_live_member() returns trigger
+  language plpgsql security definer
+  set search_path = pg_catalog, pg_temp
+as $$
+declare
+  v_status text;
+begin
+  select m.status into v_status
+    from roster.organization_memberships m
+    join roster.users u on u.tenant_id = m.tenant_id and u.id = m.user_id and u.deleted_at is null
+   where m.tenant_id = new.tenant_id and m.organization_id = new.organization_id
+     and m.deleted_at is null and lower(u.email) = new.email
+     and m.id is distinct from new.membership_id
+   limit 1;
+  if found then
+    raise exception using errcode = 'RISMB',
+      message = format('%s is already a member of this organization (status %s)', new.email, v_status);
+  end if;
+  return null;
+end
+$$;
+comment on function roster.tg_invitations__refuse_live_member() is
+  'Trigger: RISMB for a pending invitation to the address of a live member of its organization.';
+
+create constraint trigger tg_invitations__refuse_live_member
+  after insert or update of email, status, organization_id, membership_id on roster.invitations
+  deferrable initially immediate
+  for each row
+  when (new.status = 'pending')
+  execute function roster.tg_invitations__refuse_live_member();
 
 /* What an organization's readers see changes with its invitations (its list, and the seats it
    reports): one bump of the organization's version, which announces the change (V10) without

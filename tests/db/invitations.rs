@@ -1115,6 +1115,7 @@ async fn raw_sql_keeps_the_two_sides_in_step_and_final_statuses_final() {
         ("an unknown role", "insert into roster.invitations (tenant_id, organization_id, email, role, expires_at) values ($1, $2, 'role@example.com', 'nobody', now() + interval '1 day')", "RINVL"),
         ("another organization's membership", "insert into roster.invitations (tenant_id, organization_id, email, membership_id, expires_at) select $1, $2, 'm@example.com', m.id, now() + interval '1 day' from roster.organization_memberships m where m.organization_id <> $2 limit 1", "23503"),
         ("not an address", "insert into roster.invitations (tenant_id, organization_id, email, expires_at) values ($1, $2, 'nope', now() + interval '1 day')", "23514"),
+        ("a live member's address", "insert into roster.invitations (tenant_id, organization_id, email, expires_at) values ($1, $2, 'MEMBER@acme.test', now() + interval '1 day')", "RISMB"),
     ] {
         let got = attempt(&client, sql, &[&w.tenant, &w.org]).await;
         let want = if code == "ok" { Ok(()) } else { Err(code.to_owned()) };
