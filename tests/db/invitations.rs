@@ -1246,3 +1246,50 @@ async fn an_invitation_is_announced_without_its_token() {
         "no token in {payloads:?}"
     );
 }
+
+/// An invitation and an addition of the same person at once: whichever commits first, no
+/// pending invitation is left to a live member.
+#[tokio::test]
+async fn inviting_and_adding_the_same_person_at_once() {
+    use crate::concurrency::{change, race};
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+    let xavier = w.new_user(&client, "xavier@acme.test").await;
+    let add = "select * from roster.add_member($1, $2, $3)";
+    let invite_xavier = "select * from roster.invite($1, $2, 'xavier@acme.test')";
+
+    let second = race(
+        &db,
+        "read committed",
+        change(add, &[w.owner, w.org, xavier]),
+        change(invite_xavier, &[w.admin, w.org]),
+    )
+    .await;
+    assert_eq!(
+        Err("RISMB".into()),
+        second,
+        "the invitation after the addition"
+    );
+    let pending: i64 = must_run(&client, "select count(*) as n from roster.invitations where email = 'xavier@acme.test' and status = 'pending'", &[]).await[0].get("n");
+    assert_eq!(0, pending);
+
+    let yvonne = w.new_user(&client, "yvonne@acme.test").await;
+    let invite_yvonne = "select * from roster.invite($1, $2, 'yvonne@acme.test')";
+    let second = race(
+        &db,
+        "read committed",
+        change(invite_yvonne, &[w.admin, w.org]),
+        change(add, &[w.owner, w.org, yvonne]),
+    )
+    .await;
+    assert_eq!(Ok(()), second, "the addition after the invitation");
+    let status: String = must_run(
+        &client,
+        "select status from roster.invitations where email = 'yvonne@acme.test'",
+        &[],
+    )
+    .await[0]
+        .get("status");
+    assert_eq!("accepted", status, "the addition settled the invitation");
+}
