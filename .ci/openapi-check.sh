@@ -65,8 +65,9 @@ export JWT_SECRET=roster-openapi-check-secret-0123456789abcdef
 export BIND_ADDR=127.0.0.1:0
 export RUST_LOG=${RUST_LOG:-warn,roster=info}
 if tcp_open 127.0.0.1 6379; then
-    export REDIS_URL=redis://127.0.0.1:6379 CACHE_NAMESPACE=roster-openapi-check-$$
-    export CACHE_KEY=roster-openapi-check-cache-key-0123456789abcdef
+    # CACHE_KEY is required with REDIS_URL (it authenticates the cache's entries).
+    export REDIS_URL=redis://127.0.0.1:6379 CACHE_NAMESPACE=roster-openapi-check-$$ \
+        CACHE_KEY=roster-openapi-check-cache-key-0123456789abcdef
 fi
 
 server_pid=

@@ -148,6 +148,86 @@ pub fn metadata() -> Schema {
     object(false, "Free-form JSON object, replaced whole.")
 }
 
+/// `seat_limit` in changes to an organization (`ck_organizations_seat_limit`, and
+/// `roster.update_organization`'s check of the JSON number).
+pub fn seat_limit() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+        .minimum(Some(0))
+        .maximum(Some(i32::MAX))
+        .description(Some(
+            "The most seats (members of any status and pending invitations) the organization              may use; null for no limit. Lowering it below the seats used removes no one: it              blocks additions.",
+        ))
+        .into()
+}
+
+/// An email address as an invitation takes it: the check of `ck_users_email_format`
+/// (stored lowercase).
+pub fn invitation_email() -> Schema {
+    text(
+        false,
+        &format!(
+            "`local@domain.tld` with no spaces and a single `@`, at most {EMAIL_MAX} characters;              stored lowercase."
+        ),
+    )
+    .pattern(Some(EMAIL_PATTERN))
+    .max_length(Some(EMAIL_MAX))
+    .into()
+}
+
+/// A domain an organization claims: the rule of `organizations.domain`
+/// (`ck_organization_domains_domain_format`).
+pub fn claimed_domain() -> Schema {
+    text(
+        false,
+        &format!("A lowercase hostname with at least one dot, at most {DOMAIN_MAX} characters."),
+    )
+    .pattern(Some(DOMAIN_PATTERN))
+    .max_length(Some(DOMAIN_MAX))
+    .into()
+}
+
+/// The bounds of an invitation's lifetime, in seconds: 1 hour to 90 days.
+pub const INVITATION_LIFETIME_MIN: i64 = 3600;
+pub const INVITATION_LIFETIME_MAX: i64 = 90 * 24 * 3600;
+
+pub fn expires_in_seconds() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(INVITATION_LIFETIME_MIN))
+        .maximum(Some(INVITATION_LIFETIME_MAX))
+        .description(Some(
+            "Seconds until the invitation expires, 3600 (1 hour) to 7776000 (90 days); absent or              null: the tenant's invitation lifetime (7 days unless set).",
+        ))
+        .into()
+}
+
+/// The items of a bulk invitation: 1 to [`crate::routes::invitations::MAX_BULK`].
+pub fn bulk_invitations() -> RefOr<Schema> {
+    ArrayBuilder::new()
+        .items(Ref::from_schema_name("BulkInvitationItem"))
+        .min_items(Some(1))
+        .max_items(Some(crate::routes::invitations::MAX_BULK))
+        .description(Some(format!(
+            "1 to {} invitations; each is made or refused on its own.",
+            crate::routes::invitations::MAX_BULK
+        )))
+        .into()
+}
+
+/// `?status=` of an organization's invitations.
+pub fn invitation_status_filter() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([
+            "pending", "accepted", "declined", "revoked", "expired", "all",
+        ]))
+        .default(Some("pending".into()))
+        .into()
+}
+
 /// `?limit=`: see [`crate::domain::Page`].
 pub fn limit() -> Schema {
     use crate::domain::Page;

@@ -108,6 +108,56 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// An invitation's status as of now: `pending` until accepted, declined, revoked or past
+    /// its `expires_at` (`expired`).
+    InvitationStatus, "invitation status", {
+        Pending => "pending",
+        Accepted => "accepted",
+        Declined => "declined",
+        Revoked => "revoked",
+        Expired => "expired",
+    }
+);
+
+impl InvitationStatus {
+    pub const ALL: [InvitationStatus; 5] = [
+        InvitationStatus::Pending,
+        InvitationStatus::Accepted,
+        InvitationStatus::Declined,
+        InvitationStatus::Revoked,
+        InvitationStatus::Expired,
+    ];
+}
+
+text_enum!(
+    /// What became of one item of a bulk invitation.
+    BulkInviteResult, "bulk invitation result", {
+        Invited => "invited",
+        AlreadyMember => "already_member",
+        AlreadyInvited => "already_invited",
+        Invalid => "invalid",
+    }
+);
+
+text_enum!(
+    /// A domain's status: `verified` once the DNS check was recorded.
+    DomainStatus, "domain status", {
+        Pending => "pending",
+        Verified => "verified",
+    }
+);
+
+text_enum!(
+    /// What a verified domain lets the tenant's users of that address domain do: nothing,
+    /// see the organization suggested, or join it themselves.
+    DomainPolicy, "domain policy", {
+        None => "none",
+        Suggest => "suggest",
+        AutoJoin => "auto_join",
+    }
+);
+
 /// The status a new membership may start in (`roster.add_member` refuses `suspended`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -331,6 +381,8 @@ pub struct OrganizationChangesSchema {
     stripe_customer_id: Option<String>,
     #[schema(required = false, schema_with = constraints::metadata)]
     metadata: Value,
+    #[schema(schema_with = constraints::seat_limit)]
+    seat_limit: Option<i32>,
 }
 
 /// A resource of an organization: its type (the resource part of permission names, `model`)

@@ -64,7 +64,7 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable, machine-readable code from `sql/ERRORS.md` (e.g. `last_owner`).
     pub code: &'static str,
@@ -250,6 +250,11 @@ pub const SQLSTATES: &[(&str, &str, u16)] = &[
     ("RGCHD", "group_has_children", 409),
     ("RGTNF", "grant_not_found", 404),
     ("RHIER", "invalid_hierarchy", 422),
+    ("RIVNF", "invitation_not_found", 404),
+    ("RIEXP", "invitation_expired", 409),
+    ("RIEML", "invitation_email_mismatch", 403),
+    ("RSEAT", "seat_limit", 409),
+    ("RDMNF", "domain_not_found", 404),
     ("RAMBG", "internal", 500),
     ("RAPND", "internal", 500),
     ("23505", "conflict", 409),
@@ -342,6 +347,16 @@ fn connection_lost(error: &tokio_postgres::Error) -> bool {
         || error.to_string() == "timeout waiting for server"
 }
 
+/// The API code of a SQLSTATE (and, for a unique violation, of its constraint), as a response
+/// would carry it: for errors reported inside a 200, such as the items of a bulk invitation.
+pub fn code_of(sqlstate: &str, constraint: Option<&str>) -> &'static str {
+    match SQLSTATES.iter().find(|(s, _, _)| *s == sqlstate) {
+        Some(("23505", _, _)) => conflict_code(constraint.unwrap_or_default()),
+        Some((_, code, _)) => code,
+        None => "internal",
+    }
+}
+
 /// The code of a unique violation, by the constraint that caught it.
 fn conflict_code(constraint: &str) -> &'static str {
     match constraint {
@@ -354,6 +369,9 @@ fn conflict_code(constraint: &str) -> &'static str {
         }
         "uq_groups_organization_key" => "group_key_taken",
         "uq_grants_live" => "already_granted",
+        "uq_invitations_pending_email" => "already_invited",
+        "uq_organization_domains_org_domain" => "domain_exists",
+        "uq_organization_domains_verified" => "domain_taken",
         _ => "conflict",
     }
 }
@@ -503,6 +521,9 @@ mod tests {
             "uq_roles_scope_key",
             "uq_groups_organization_key",
             "uq_grants_live",
+            "uq_invitations_pending_email",
+            "uq_organization_domains_org_domain",
+            "uq_organization_domains_verified",
             "any other",
         ] {
             let code = conflict_code(constraint);

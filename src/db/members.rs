@@ -30,7 +30,7 @@ pub struct Membership {
 }
 
 impl Membership {
-    fn from_row(row: &Row) -> Result<Membership, tokio_postgres::Error> {
+    pub(crate) fn from_row(row: &Row) -> Result<Membership, tokio_postgres::Error> {
         Ok(Membership {
             id: row.try_get("id")?,
             organization_id: row.try_get("organization_id")?,

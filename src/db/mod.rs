@@ -24,6 +24,8 @@ macro_rules! access_columns {
 
 pub mod audit;
 pub mod authz;
+pub mod domains;
+pub mod invitations;
 pub mod members;
 pub mod organizations;
 pub mod permissions;
@@ -191,10 +193,14 @@ pub(crate) fn map_rows<T>(
 
 /// `member_count` exists in some functions' results and not in others.
 pub(crate) fn optional_column(row: &Row, name: &str) -> Result<Option<i64>, tokio_postgres::Error> {
-    match row.columns().iter().any(|c| c.name() == name) {
+    match has_column(row, name) {
         true => row.try_get(name),
         false => Ok(None),
     }
+}
+
+pub(crate) fn has_column(row: &Row, name: &str) -> bool {
+    row.columns().iter().any(|c| c.name() == name)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{map_rows, optional_column, query, query_one, Client};
+use super::{has_column, map_rows, optional_column, query, query_one, Client};
 use crate::db::authz::{Access, Identity};
 use crate::domain::{MembershipStatus, NewOrganization, Page, RoleKey};
 use crate::error::ApiError;
@@ -34,6 +34,16 @@ pub struct Organization {
     /// Active members; present where the function counts them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member_count: Option<i64>,
+    /// The most seats the organization may use (members of any status and pending
+    /// invitations); null for no limit. Present where the function reports it (create, read,
+    /// update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i32>, minimum = 0)]
+    pub seat_limit: Option<Option<i32>>,
+    /// The seats used: live members of any status and pending invitations, each person once.
+    /// Present where the function counts them (read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seats_used: Option<i64>,
 }
 
 impl Organization {
@@ -53,6 +63,11 @@ impl Organization {
             updated_at: row.try_get("updated_at")?,
             created_by: row.try_get("created_by")?,
             member_count: optional_column(row, "member_count")?,
+            seat_limit: match has_column(row, "seat_limit") {
+                true => Some(row.try_get("seat_limit")?),
+                false => None,
+            },
+            seats_used: optional_column(row, "seats_used")?,
         })
     }
 }

@@ -17,7 +17,10 @@ use utoipa::openapi::{Content, Header, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{audit, authz, health, members, organizations, permissions, resources, roles};
+use crate::routes::{
+    audit, authz, domains, health, invitations, members, organizations, permissions, resources,
+    roles,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -51,6 +54,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         members::update_member,
         members::remove_member,
         members::accept_invitation,
+        invitations::invite,
+        invitations::list_invitations,
+        invitations::resend_invitation,
+        invitations::revoke_invitation,
+        invitations::list_my_invitations,
+        invitations::accept_invitation_token,
+        invitations::decline_invitation_token,
+        domains::list_domains,
+        domains::add_domain,
+        domains::update_domain,
+        domains::remove_domain,
+        domains::verify_domain,
+        domains::list_suggested_organizations,
+        domains::join_organization,
         audit::list_audit_events,
         audit::list_tenant_audit_events,
         authz::me,
@@ -79,7 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         openapi,
         docs,
     ),
-    components(schemas(ErrorBody, authz::Check)),
+    components(schemas(ErrorBody, authz::Check, invitations::BulkInvitationItem)),
     modifiers(&BearerAuth, &CommonResponses, &Links, &Tidy)
 )]
 struct ApiDoc;
@@ -286,6 +303,10 @@ const LINKS: &[(&str, &str, LinkParameters)] = {
         ("create_organization", "list_audit_events", ORG),
         ("create_organization", "me", ORG),
         ("create_organization", "list_user_organizations", CREATOR),
+        ("create_organization", "invite", ORG),
+        ("create_organization", "list_invitations", ORG),
+        ("create_organization", "list_domains", ORG),
+        ("create_organization", "add_domain", ORG),
         ("add_member", "get_member", MEMBER),
         ("add_member", "update_member", MEMBER),
         ("add_member", "update_member_put", MEMBER),

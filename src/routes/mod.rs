@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod authz;
 pub mod docs;
+pub mod domains;
 pub mod health;
+pub mod invitations;
 pub mod members;
 pub mod organizations;
 pub mod permissions;
@@ -19,6 +21,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(docs::configure)
         .configure(organizations::configure)
         .configure(members::configure)
+        .configure(invitations::configure)
+        .configure(domains::configure)
         .configure(authz::configure)
         .configure(audit::configure)
         .configure(roles::configure)

@@ -37,6 +37,7 @@ pub const ORGANIZATION_KEYS: &[&str] = &[
     "created_at",
     "updated_at",
     "created_by",
+    "seat_limit",
 ];
 /// The keys a membership (POST members, PATCH member, accept) has.
 pub const MEMBERSHIP_KEYS: &[&str] = &[
@@ -49,6 +50,43 @@ pub const MEMBERSHIP_KEYS: &[&str] = &[
     "joined_at",
     "last_active_at",
     "expires_at",
+    "created_at",
+    "updated_at",
+];
+/// The keys of an invitation (lists, decline); with `token` where one is issued.
+pub const INVITATION_KEYS: &[&str] = &[
+    "id",
+    "organization_id",
+    "organization_name",
+    "organization_slug",
+    "email",
+    "role",
+    "status",
+    "invited_by_user_id",
+    "invited_by_email",
+    "user_id",
+    "membership_id",
+    "expires_at",
+    "sent_at",
+    "accepted_at",
+    "accepted_by_user_id",
+    "declined_at",
+    "revoked_at",
+    "created_at",
+    "updated_at",
+];
+/// The keys of a domain.
+pub const DOMAIN_KEYS: &[&str] = &[
+    "id",
+    "organization_id",
+    "domain",
+    "status",
+    "verification_token",
+    "policy",
+    "join_role",
+    "verified_at",
+    "verified_by_user_id",
+    "created_by_user_id",
     "created_at",
     "updated_at",
 ];
@@ -415,6 +453,104 @@ impl TestApp {
 
     pub async fn list_tenant_organizations(&self, token: &str, query: &str) -> Response {
         send(self.authed(Method::GET, "/tenant/organizations", query, token)).await
+    }
+
+    /// `POST /organizations/{org}/invitations`: one invitation, or `{"invitations": [...]}`.
+    pub async fn invite(&self, token: &str, org: impl Display, body: &Value) -> Response {
+        let path = format!("/organizations/{org}/invitations");
+        send(self.authed(Method::POST, &path, "", token).json(body)).await
+    }
+
+    pub async fn list_invitations(&self, token: &str, org: impl Display, query: &str) -> Response {
+        let path = format!("/organizations/{org}/invitations");
+        send(self.authed(Method::GET, &path, query, token)).await
+    }
+
+    pub async fn resend_invitation(
+        &self,
+        token: &str,
+        org: impl Display,
+        invitation: impl Display,
+    ) -> Response {
+        let path = format!("/organizations/{org}/invitations/{invitation}/resend");
+        send(self.authed(Method::POST, &path, "", token)).await
+    }
+
+    pub async fn revoke_invitation(
+        &self,
+        token: &str,
+        org: impl Display,
+        invitation: impl Display,
+    ) -> Response {
+        let path = format!("/organizations/{org}/invitations/{invitation}");
+        send(self.authed(Method::DELETE, &path, "", token)).await
+    }
+
+    pub async fn my_invitations(&self, token: &str, query: &str) -> Response {
+        send(self.authed(Method::GET, "/me/invitations", query, token)).await
+    }
+
+    pub async fn accept_invitation_token(&self, token: &str, invitation_token: &str) -> Response {
+        let body = serde_json::json!({ "token": invitation_token });
+        send(
+            self.authed(Method::POST, "/invitations/accept", "", token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn decline_invitation_token(&self, token: &str, invitation_token: &str) -> Response {
+        let body = serde_json::json!({ "token": invitation_token });
+        send(
+            self.authed(Method::POST, "/invitations/decline", "", token)
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn list_domains(&self, token: &str, org: impl Display) -> Response {
+        let path = format!("/organizations/{org}/domains");
+        send(self.authed(Method::GET, &path, "", token)).await
+    }
+
+    pub async fn add_domain(&self, token: &str, org: impl Display, body: &Value) -> Response {
+        let path = format!("/organizations/{org}/domains");
+        send(self.authed(Method::POST, &path, "", token).json(body)).await
+    }
+
+    pub async fn update_domain(
+        &self,
+        token: &str,
+        org: impl Display,
+        domain: &str,
+        body: &Value,
+    ) -> Response {
+        let path = format!("/organizations/{org}/domains/{domain}");
+        send(self.authed(Method::PATCH, &path, "", token).json(body)).await
+    }
+
+    pub async fn remove_domain(&self, token: &str, org: impl Display, domain: &str) -> Response {
+        let path = format!("/organizations/{org}/domains/{domain}");
+        send(self.authed(Method::DELETE, &path, "", token)).await
+    }
+
+    pub async fn verify_domain(&self, token: &str, org: impl Display, domain: &str) -> Response {
+        let path = format!("/organizations/{org}/domains/{domain}/verify");
+        send(self.authed(Method::POST, &path, "", token)).await
+    }
+
+    pub async fn suggested_organizations(&self, token: &str) -> Response {
+        send(self.authed(Method::GET, "/me/suggested-organizations", "", token)).await
+    }
+
+    pub async fn join_organization(&self, token: &str, org: impl Display) -> Response {
+        let path = format!("/organizations/{org}/join");
+        send(self.authed(Method::POST, &path, "", token)).await
+    }
+
+    pub async fn list_audit_events(&self, token: &str, org: impl Display, query: &str) -> Response {
+        let path = format!("/organizations/{org}/audit-events");
+        send(self.authed(Method::GET, &path, query, token)).await
     }
 
     pub async fn healthz(&self) -> Response {

@@ -5,6 +5,7 @@ mod common;
 
 mod auth;
 mod authz;
+mod domains;
 mod errors;
 mod health;
 mod helpers;
@@ -20,5 +21,6 @@ mod resources;
 mod responses;
 mod roles;
 mod rs256;
+mod seats;
 mod shutdown;
 mod timeouts;

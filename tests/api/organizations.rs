@@ -13,6 +13,21 @@ fn with(keys: &[&'static str], more: &[&'static str]) -> Vec<&'static str> {
     keys.iter().chain(more).copied().collect()
 }
 
+/// The keys of an organization as GET returns it: with its counts.
+fn fetched_keys() -> Vec<&'static str> {
+    with(ORGANIZATION_KEYS, &["member_count", "seats_used"])
+}
+
+/// The keys of an organization in a list: without its seat limit.
+fn listed_keys(more: &[&'static str]) -> Vec<&'static str> {
+    let keys: Vec<&'static str> = ORGANIZATION_KEYS
+        .iter()
+        .copied()
+        .filter(|key| *key != "seat_limit")
+        .collect();
+    with(&keys, more)
+}
+
 #[tokio::test]
 async fn create_organization_returns_201_the_organization_and_its_location() {
     let app = spawn_app().await;
@@ -53,11 +68,7 @@ async fn create_organization_returns_201_the_organization_and_its_location() {
     );
 
     let fetched = assert_json(app.get_organization(&owner.token, id).await, 200, "GET it").await;
-    assert_keys(
-        &fetched,
-        &with(ORGANIZATION_KEYS, &["member_count"]),
-        "fetched organization",
-    );
+    assert_keys(&fetched, &fetched_keys(), "fetched organization");
     assert_eq!(
         json!(1),
         fetched["member_count"],
@@ -136,11 +147,7 @@ async fn get_organization_counts_active_members_only() {
     let response = app.get_organization(&member.token, org).await;
     let fetched = assert_json(response, 200, "GET as a member").await;
 
-    assert_keys(
-        &fetched,
-        &with(ORGANIZATION_KEYS, &["member_count"]),
-        "fetched organization",
-    );
+    assert_keys(&fetched, &fetched_keys(), "fetched organization");
     assert_eq!(
         json!(3),
         fetched["member_count"],
@@ -203,11 +210,7 @@ async fn list_organizations_returns_the_callers_organizations_with_role_and_stat
             Some(_) => &["member_count", "role", "status", "joined_at"],
             None => &["role", "status", "joined_at"],
         };
-        assert_keys(
-            row,
-            &with(ORGANIZATION_KEYS, extra),
-            "a row of GET /organizations",
-        );
+        assert_keys(row, &listed_keys(extra), "a row of GET /organizations");
         assert_eq!(json!(role), row["role"], "carol's role in {id}");
         assert_eq!(json!(status), row["status"], "carol's status in {id}");
         match count {
@@ -392,10 +395,7 @@ async fn list_user_organizations_serves_the_user_and_tenant_admins_only() {
     assert_eq!(json!("owner"), rows[0]["role"]);
     assert_keys(
         &rows[0],
-        &with(
-            ORGANIZATION_KEYS,
-            &["member_count", "role", "status", "joined_at"],
-        ),
+        &listed_keys(&["member_count", "role", "status", "joined_at"]),
         "a row of GET /users/{id}/organizations",
     );
 
@@ -449,7 +449,7 @@ async fn list_tenant_organizations_is_for_tenant_admins() {
     for row in &rows {
         assert_keys(
             row,
-            &with(ORGANIZATION_KEYS, &["member_count"]),
+            &listed_keys(&["member_count"]),
             "a row of GET /tenant/organizations",
         );
         assert_eq!(json!(1), row["member_count"]);

@@ -644,3 +644,43 @@ async fn a_restored_organization_reappears_in_the_cached_list() {
     )
     .await;
 }
+
+/// `GET /organizations/{id}` reports the seats used, which invitations change: an invitation
+/// made through the API, and one revoked by raw SQL, both reach its cached readers (they bump
+/// the organization's version, V27).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_change_the_cached_seats_used() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    let org = app.org(&owner, "seats").await;
+    let o = owner.token.as_str();
+    let app = &app;
+    observe(
+        app,
+        "POST invitation -> GET org seats_used",
+        || app.get_org(o, org),
+        json_field("/seats_used", json!(1)),
+        async {
+            let body = json!({"email": "newcomer@example.com"});
+            let path = format!("/organizations/{org}/invitations");
+            let reply = app
+                .send(reqwest::Method::POST, &path, Some(o), Some(&body))
+                .await;
+            assert_eq!(201, reply.status, "{reply:?}");
+        },
+        json_field("/seats_used", json!(2)),
+    )
+    .await;
+    observe(
+        app,
+        "raw revocation -> GET org seats_used",
+        || app.get_org(o, org),
+        json_field("/seats_used", json!(2)),
+        app.exec(
+            "update roster.invitations set status = 'revoked' where organization_id = $1",
+            &[&org],
+        ),
+        json_field("/seats_used", json!(1)),
+    )
+    .await;
+}

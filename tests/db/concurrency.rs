@@ -14,12 +14,12 @@ use crate::common::{self, TestDatabase};
 use crate::support::*;
 
 /// One statement of a race, with its uuid parameters.
-struct Change {
+pub(crate) struct Change {
     sql: String,
     params: Vec<Uuid>,
 }
 
-fn change(sql: &str, params: &[Uuid]) -> Change {
+pub(crate) fn change(sql: &str, params: &[Uuid]) -> Change {
     Change {
         sql: sql.to_owned(),
         params: params.to_vec(),
@@ -37,7 +37,7 @@ async fn run(client: &Client, change: &Change) -> Result<(), String> {
 
 /// Races `first` against `second` at `isolation` and returns how `second` ended (its statement,
 /// then its commit). `first` must succeed.
-async fn race(
+pub(crate) async fn race(
     db: &TestDatabase,
     isolation: &str,
     first: Change,

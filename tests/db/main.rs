@@ -3,14 +3,17 @@ mod common;
 
 mod audit;
 mod concurrency;
+mod domains;
 mod grants;
 mod invariants;
+mod invitations;
 mod lifecycle;
 mod lookups;
 mod migrations;
 mod notifications;
 mod permissions;
 mod roles;
+mod seats;
 mod security;
 mod support;
 mod validation;

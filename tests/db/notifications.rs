@@ -10,7 +10,7 @@ use crate::common::{self, TestDatabase};
 use crate::support::*;
 
 /// A connection listening on roster_changes, and the payloads it receives, in commit order.
-async fn listen(db: &TestDatabase) -> (Client, mpsc::UnboundedReceiver<Value>) {
+pub(crate) async fn listen(db: &TestDatabase) -> (Client, mpsc::UnboundedReceiver<Value>) {
     let (client, mut connection) = tokio_postgres::connect(&db.url, NoTls)
         .await
         .expect("connect a listener");
@@ -34,7 +34,10 @@ async fn listen(db: &TestDatabase) -> (Client, mpsc::UnboundedReceiver<Value>) {
 
 /// Everything announced before a marker that `writer` sends after its changes: one session's
 /// notifications arrive in the order its transactions committed.
-async fn announced(writer: &Client, received: &mut mpsc::UnboundedReceiver<Value>) -> Vec<Value> {
+pub(crate) async fn announced(
+    writer: &Client,
+    received: &mut mpsc::UnboundedReceiver<Value>,
+) -> Vec<Value> {
     must_run(
         writer,
         r#"select pg_notify('roster_changes', '{"kind": "test-marker"}')"#,
