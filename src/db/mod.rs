@@ -24,6 +24,8 @@ macro_rules! access_columns {
 
 pub mod audit;
 pub mod authz;
+pub mod grants;
+pub mod groups;
 pub mod members;
 pub mod organizations;
 pub mod permissions;

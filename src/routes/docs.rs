@@ -17,7 +17,9 @@ use utoipa::openapi::{Content, Header, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
-use crate::routes::{audit, authz, health, members, organizations, permissions, roles};
+use crate::routes::{
+    audit, authz, grants, groups, health, members, organizations, permissions, roles,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use super::resource;
@@ -71,6 +73,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         permissions::register_permissions,
         permissions::list_permissions,
         permissions::retire_permission,
+        groups::list_groups,
+        groups::create_group,
+        groups::get_group,
+        groups::update_group,
+        groups::delete_group,
+        groups::list_group_members,
+        groups::add_group_member,
+        groups::remove_group_member,
+        groups::list_user_groups,
+        grants::list_grants,
+        grants::grant_role,
+        grants::revoke_grant,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -275,6 +289,19 @@ const LINKS: &[(&str, &str, LinkParameters)] = {
         ("org_id", "$response.body#/organization_id"),
         ("user_id", "$response.body#/user_id"),
     ];
+    const GROUP: LinkParameters = &[
+        ("org_id", "$request.path.org_id"),
+        ("key", "$response.body#/key"),
+    ];
+    const GROUP_MEMBER: LinkParameters = &[
+        ("org_id", "$response.body#/organization_id"),
+        ("key", "$response.body#/group_key"),
+        ("user_id", "$response.body#/user_id"),
+    ];
+    const GRANT: LinkParameters = &[
+        ("org_id", "$request.path.org_id"),
+        ("id", "$response.body#/id"),
+    ];
     &[
         ("create_organization", "get_organization", ORG),
         ("create_organization", "update_organization", ORG),
@@ -289,6 +316,13 @@ const LINKS: &[(&str, &str, LinkParameters)] = {
         ("add_member", "update_member_put", MEMBER),
         ("add_member", "remove_member", MEMBER),
         ("add_member", "accept_invitation", INVITATION),
+        ("create_group", "get_group", GROUP),
+        ("create_group", "update_group", GROUP),
+        ("create_group", "delete_group", GROUP),
+        ("create_group", "list_group_members", GROUP),
+        ("create_group", "add_group_member", GROUP),
+        ("add_group_member", "remove_group_member", GROUP_MEMBER),
+        ("grant_role", "revoke_grant", GRANT),
     ]
 };
 

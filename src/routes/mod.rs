@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod authz;
 pub mod docs;
+pub mod grants;
+pub mod groups;
 pub mod health;
 pub mod members;
 pub mod organizations;
@@ -21,7 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(authz::configure)
         .configure(audit::configure)
         .configure(roles::configure)
-        .configure(permissions::configure);
+        .configure(permissions::configure)
+        .configure(groups::configure)
+        .configure(grants::configure);
 }
 
 /// `web::resource(pattern)`, named after its pattern: the metrics middleware labels requests
