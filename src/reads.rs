@@ -342,12 +342,7 @@ pub async fn catalogue(state: &AppState, tenant: Uuid) -> Result<Catalogue, ApiE
 /// Catalogues stay in this process: read on every refused check, they would be the largest
 /// values a check fetches from Redis.
 fn catalogue_fill(tenant: Uuid, catalogue: &Catalogue) -> Result<Fill, ApiError> {
-    Ok(Fill::new(
-        keys::catalogue(tenant),
-        Deps::new(tenant, catalogue.tenant_version),
-        encode(catalogue)?,
-        Place::Local,
-    ))
+    Ok(Fill::new(keys::catalogue(tenant), Deps::new(tenant, catalogue.tenant_version), encode(catalogue)?, Place::Local))
 }
 
 /// The shared shape of organization-scoped reads: access and body from the cache when both are

@@ -47,8 +47,7 @@ impl<'a> FromSql<'a> for SubjectType {
     }
 }
 
-/// `ck_grants_resource_type_format`.
-pub const RESOURCE_TYPE_PATTERN: &str = "^[a-z][a-z0-9_-]*$";
+/// `ck_grants_resource_type_format`: `^[a-z][a-z0-9_-]*$`, at most this long.
 pub const RESOURCE_TYPE_MAX: usize = 100;
 /// `ck_grants_resource_id_length`.
 pub const RESOURCE_ID_MAX: usize = 255;

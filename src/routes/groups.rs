@@ -171,7 +171,8 @@ pub async fn get_group(
     params(("org_id" = Uuid, Path), ("key" = String, Path)), request_body = GroupChanges,
     responses(
         (status = 200, description = "The group as changed.", body = Group),
-        (status = 403, description = MANAGE, body = ErrorBody),
+        (status = 403, description = "`forbidden`: the caller's role lacks groups:manage, or \
+            organization:read (the answer reads the group back).", body = ErrorBody),
         (status = 404, description = "`not_found` (the organization) or `group_not_found` (the \
             group or the new parent).", body = ErrorBody),
         (status = 422, description = "`invalid_hierarchy`: the new parent is the group itself or \

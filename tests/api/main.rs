@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod authz;
 mod errors;
+mod groups;
 mod health;
 mod helpers;
 mod invitations;

@@ -99,14 +99,7 @@ async fn every_public_function_has_a_comment() {
     let mut public: Vec<String> = functions_where(&client, PUBLIC)
         .await
         .iter()
-        .map(|signature| {
-            signature
-                .split('(')
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("roster.")
-                .to_owned()
-        })
+        .map(|signature| signature.split('(').next().unwrap_or_default().trim_start_matches("roster.").to_owned())
         .collect();
     public.dedup();
     let mut granted: Vec<&str> = APP_FUNCTIONS
