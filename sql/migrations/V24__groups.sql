@@ -119,6 +119,23 @@ as $$
 $$;
 comment on function roster._bump_user(uuid, uuid) is 'Internal: bumps (and so locks) a user''s row.';
 
+/* RMBNF unless the user has a live membership of the organization (invited and suspended
+   count: their rows grant nothing while so). */
+create function roster._require_member(p_tenant_id uuid, p_org_id uuid, p_user_id uuid) returns void
+  language plpgsql stable
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  if not exists (select from roster.organization_memberships m
+                  where m.tenant_id = p_tenant_id and m.organization_id = p_org_id
+                    and m.user_id = p_user_id and m.deleted_at is null) then
+    raise exception using errcode = 'RMBNF',
+      message = format('user %s is not a member of this organization', coalesce(p_user_id::text, 'null'));
+  end if;
+end
+$$;
+comment on function roster._require_member(uuid, uuid, uuid) is 'Internal: RMBNF unless the user has a live membership of the organization.';
+
 /* The group of that key in the organization, or RGRNF. */
 create function roster._group(p_tenant_id uuid, p_org_id uuid, p_key text) returns roster.groups
   language plpgsql stable
@@ -137,6 +154,28 @@ begin
 end
 $$;
 comment on function roster._group(uuid, uuid, text) is 'Internal: the group of that key in the organization, or RGRNF.';
+
+create type roster.group_row as (
+  id uuid, key text, name text, description text, parent_key text, member_count bigint,
+  created_at timestamptz, updated_at timestamptz
+);
+comment on type roster.group_row is 'A group as the group functions show it: its parent by key, its count of unexpired members.';
+
+/* The rows create_group, update_group, get_group and list_groups return. */
+create function roster._group_rows(p_tenant_id uuid, p_org_id uuid) returns setof roster.group_row
+  language sql stable
+  set search_path = pg_catalog, pg_temp
+as $$
+  select g.id, g.key, g.name, g.description, p.key,
+         (select count(*) from roster.group_members gm
+           where gm.tenant_id = g.tenant_id and gm.group_id = g.id and gm.deleted_at is null
+             and (gm.expires_at is null or gm.expires_at > now())),
+         g.created_at, g.updated_at
+    from roster.groups g
+    left join roster.groups p on p.tenant_id = g.tenant_id and p.id = g.parent_id
+   where g.tenant_id = p_tenant_id and g.organization_id = p_org_id
+$$;
+comment on function roster._group_rows(uuid, uuid) is 'Internal: the organization''s groups as roster.group_row.';
 
 -- ============================================================================================
 -- Triggers
@@ -263,7 +302,7 @@ create function roster.create_group(
   p_name text,
   p_description text default null,
   p_parent_key text default null
-) returns roster.groups
+) returns roster.group_row
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
   set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
@@ -281,7 +320,7 @@ begin
   insert into roster.groups (tenant_id, organization_id, key, name, description, parent_id)
   values (v_access.tenant_id, p_org_id, p_key, btrim(p_name), p_description, v_parent)
   returning * into v_group;
-  return v_group;
+  return (select r from roster._group_rows(v_access.tenant_id, p_org_id) r where r.id = v_group.id);
 exception when unique_violation or check_violation or not_null_violation then
   get stacked diagnostics v_state = returned_sqlstate, v_constraint = constraint_name;
   raise exception using errcode = v_state, constraint = v_constraint,
@@ -294,11 +333,11 @@ exception when unique_violation or check_violation or not_null_violation then
 end
 $$;
 comment on function roster.create_group(uuid, uuid, text, text, text, text) is
-  'Creates a group of the organization, under p_parent_key if given (at most 8 levels). Needs groups:manage. Errors: RGRNF (parent), RHIER, 23505 uq_groups_organization_key, 23514 ck_groups_*.';
+  'Creates a group of the organization, under p_parent_key if given (at most 8 levels); returns it as get_group shows it. Needs groups:manage. Errors: RGRNF (parent), RHIER, 23505 uq_groups_organization_key, 23514 ck_groups_*.';
 
 /* name, description, parent_key (null: a top-level group). */
 create function roster.update_group(p_actor_id uuid, p_org_id uuid, p_key text, p_changes jsonb)
-  returns roster.groups
+  returns roster.group_row
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
   set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
@@ -342,19 +381,21 @@ begin
     parent_id = v_parent
    where g.tenant_id = v_group.tenant_id and g.id = v_group.id
   returning * into v_group;
-  return v_group;
+  return (select r from roster._group_rows(v_group.tenant_id, p_org_id) r where r.id = v_group.id);
 exception when check_violation or not_null_violation then
   get stacked diagnostics v_state = returned_sqlstate, v_constraint = constraint_name;
+  if v_constraint = 'ck_groups_not_own_parent' then
+    raise exception using errcode = 'RHIER', message = format('group %s cannot be its own parent', p_key);
+  end if;
   raise exception using errcode = v_state, constraint = v_constraint,
     message = case v_constraint
       when 'ck_groups_name_length' then 'group name must not be blank and must be at most 100 characters'
       when 'ck_groups_description_length' then 'group description must be at most 1000 characters'
-      when 'ck_groups_not_own_parent' then format('group %s cannot be its own parent', p_key)
       else format('the group violates constraint %s', coalesce(v_constraint, '(not null)')) end;
 end
 $$;
 comment on function roster.update_group(uuid, uuid, text, jsonb) is
-  'Partial update of a group: name, description, parent_key (null: top level). Needs groups:manage. Errors: RGRNF, RHIER (cycle, over 8 levels), RINVL.';
+  'Partial update of a group: name, description, parent_key (null: top level); returns it as get_group shows it. Needs groups:manage. Errors: RGRNF, RHIER (cycle, its own parent, over 8 levels), RINVL.';
 
 create function roster.delete_group(p_actor_id uuid, p_org_id uuid, p_key text) returns void
   language plpgsql volatile security definer
@@ -379,8 +420,7 @@ comment on function roster.delete_group(uuid, uuid, text) is
   'Deletes a group with its members and grants; refused (RGCHD) while it has child groups. Needs groups:manage.';
 
 create function roster.list_groups(p_actor_id uuid, p_org_id uuid, p_limit integer default 50, p_offset integer default 0)
-  returns table (id uuid, key text, name text, description text, parent_key text, member_count bigint,
-                 created_at timestamptz, updated_at timestamptz)
+  returns setof roster.group_row
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
@@ -390,15 +430,8 @@ declare
 begin
   perform roster._check_page(p_limit, p_offset);
   return query
-  select g.id, g.key, g.name, g.description, p.key,
-         (select count(*) from roster.group_members gm
-           where gm.tenant_id = g.tenant_id and gm.group_id = g.id and gm.deleted_at is null
-             and (gm.expires_at is null or gm.expires_at > now())),
-         g.created_at, g.updated_at
-    from roster.groups g
-    left join roster.groups p on p.tenant_id = g.tenant_id and p.id = g.parent_id
-   where g.tenant_id = v_access.tenant_id and g.organization_id = p_org_id
-   order by g.key
+  select * from roster._group_rows(v_access.tenant_id, p_org_id) r
+   order by r.key
    limit p_limit offset p_offset;
 end
 $$;
@@ -406,8 +439,7 @@ comment on function roster.list_groups(uuid, uuid, integer, integer) is
   'The organization''s groups by key, with their parent''s key and count of unexpired members. Needs organization:read. p_limit 1..1000.';
 
 create function roster.get_group(p_actor_id uuid, p_org_id uuid, p_key text)
-  returns table (id uuid, key text, name text, description text, parent_key text, member_count bigint,
-                 created_at timestamptz, updated_at timestamptz)
+  returns roster.group_row
   language plpgsql stable security definer
   set search_path = pg_catalog, pg_temp
   set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
@@ -416,15 +448,7 @@ declare
   v_access record := roster._require_permission(p_actor_id, p_org_id, 'organization:read');
   v_group roster.groups := roster._group(v_access.tenant_id, p_org_id, p_key);
 begin
-  return query
-  select g.id, g.key, g.name, g.description, p.key,
-         (select count(*) from roster.group_members gm
-           where gm.tenant_id = g.tenant_id and gm.group_id = g.id and gm.deleted_at is null
-             and (gm.expires_at is null or gm.expires_at > now())),
-         g.created_at, g.updated_at
-    from roster.groups g
-    left join roster.groups p on p.tenant_id = g.tenant_id and p.id = g.parent_id
-   where g.tenant_id = v_group.tenant_id and g.id = v_group.id;
+  return (select r from roster._group_rows(v_group.tenant_id, p_org_id) r where r.id = v_group.id);
 end
 $$;
 comment on function roster.get_group(uuid, uuid, text) is
@@ -447,6 +471,9 @@ declare
   v_expires_at timestamptz := roster._check_expiry(p_expires_at);
   v_member roster.group_members;
 begin
+  -- The trigger refuses a non-member too; this says so before a foreign key can (another
+  -- tenant's or an unknown user).
+  perform roster._require_member(v_access.tenant_id, p_org_id, p_user_id);
   insert into roster.group_members (tenant_id, organization_id, group_id, user_id, expires_at, added_by)
   values (v_access.tenant_id, p_org_id, v_group.id, p_user_id, v_expires_at, p_actor_id)
   returning * into v_member;

@@ -525,6 +525,7 @@ begin
     exception when invalid_text_representation then
       raise exception using errcode = 'RINVL', message = format('subject_id %L is not a user id', p_subject_id);
     end;
+    perform roster._require_member(v_access.tenant_id, p_org_id, v_user);
   elsif p_subject_type = 'group' then
     v_group := (roster._group(v_access.tenant_id, p_org_id, p_subject_id)).id;
   else
@@ -577,6 +578,21 @@ $$;
 comment on function roster.revoke_grant(uuid, uuid, uuid) is
   'Revokes a grant. Needs grants:manage. RGTNF when the organization has no such live grant.';
 
+/* The rows list_grants and get_grant show: the subject as a user id or a group key. */
+create function roster._grant_rows(p_tenant_id uuid, p_org_id uuid)
+  returns table (id uuid, subject_type text, subject_id text, role_key text, resource_type text,
+                 resource_id text, expires_at timestamptz, granted_by uuid, created_at timestamptz)
+  language sql stable
+  set search_path = pg_catalog, pg_temp
+as $$
+  select g.id, g.subject_type, coalesce(g.user_id::text, gr.key), g.role_key, g.resource_type,
+         g.resource_id, g.expires_at, g.granted_by, g.created_at
+    from roster.grants g
+    left join roster.groups gr on gr.tenant_id = g.tenant_id and gr.id = g.group_id
+   where g.tenant_id = p_tenant_id and g.organization_id = p_org_id and g.deleted_at is null
+$$;
+comment on function roster._grant_rows(uuid, uuid) is 'Internal: the organization''s live grants as list_grants shows them.';
+
 /* Filters: subject_type, subject_id, role_key, resource_type, resource_id. */
 create function roster.list_grants(
   p_actor_id uuid,
@@ -607,22 +623,38 @@ begin
     end if;
   end loop;
   return query
-  select g.id, g.subject_type, coalesce(g.user_id::text, gr.key), g.role_key, g.resource_type,
-         g.resource_id, g.expires_at, g.granted_by, g.created_at
-    from roster.grants g
-    left join roster.groups gr on gr.tenant_id = g.tenant_id and gr.id = g.group_id
-   where g.tenant_id = v_access.tenant_id and g.organization_id = p_org_id and g.deleted_at is null
-     and (p_filters ->> 'subject_type' is null or g.subject_type = p_filters ->> 'subject_type')
-     and (p_filters ->> 'subject_id' is null or coalesce(g.user_id::text, gr.key) = p_filters ->> 'subject_id')
-     and (p_filters ->> 'role_key' is null or g.role_key = p_filters ->> 'role_key')
-     and (p_filters ->> 'resource_type' is null or g.resource_type = p_filters ->> 'resource_type')
-     and (p_filters ->> 'resource_id' is null or g.resource_id = p_filters ->> 'resource_id')
-   order by g.created_at, g.id
+  select * from roster._grant_rows(v_access.tenant_id, p_org_id) r
+   where (p_filters ->> 'subject_type' is null or r.subject_type = p_filters ->> 'subject_type')
+     and (p_filters ->> 'subject_id' is null or r.subject_id = p_filters ->> 'subject_id')
+     and (p_filters ->> 'role_key' is null or r.role_key = p_filters ->> 'role_key')
+     and (p_filters ->> 'resource_type' is null or r.resource_type = p_filters ->> 'resource_type')
+     and (p_filters ->> 'resource_id' is null or r.resource_id = p_filters ->> 'resource_id')
+   order by r.created_at, r.id
    limit p_limit offset p_offset;
 end
 $$;
 comment on function roster.list_grants(uuid, uuid, jsonb, integer, integer) is
   'The organization''s live grants (expired ones until purged), oldest first, filtered by subject_type, subject_id (a user id or a group key), role_key, resource_type, resource_id. Needs members:read. p_limit 1..1000.';
+
+create function roster.get_grant(p_actor_id uuid, p_org_id uuid, p_grant_id uuid)
+  returns table (id uuid, subject_type text, subject_id text, role_key text, resource_type text,
+                 resource_id text, expires_at timestamptz, granted_by uuid, created_at timestamptz)
+  language plpgsql stable security definer
+  set search_path = pg_catalog, pg_temp
+  set roster.actor_id = '' -- the actor roster._actor records lasts for this call only
+as $$
+declare
+  v_access record := roster._require_permission(p_actor_id, p_org_id, 'members:read');
+begin
+  return query select * from roster._grant_rows(v_access.tenant_id, p_org_id) r where r.id = p_grant_id;
+  if not found then
+    raise exception using errcode = 'RGTNF',
+      message = format('grant %s not found', coalesce(p_grant_id::text, 'null'));
+  end if;
+end
+$$;
+comment on function roster.get_grant(uuid, uuid, uuid) is
+  'One live grant of the organization, as list_grants shows it. Needs members:read. RGTNF when there is none.';
 
 /* A service gives resources their parents: p_actor_id null with p_tenant_id (a service the API
    authenticated), or an actor with grants:manage. A null parent removes it. */
@@ -915,6 +947,7 @@ grant execute on function
   roster.grant_role(uuid, uuid, text, text, text, text, text, timestamptz),
   roster.revoke_grant(uuid, uuid, uuid),
   roster.list_grants(uuid, uuid, jsonb, integer, integer),
+  roster.get_grant(uuid, uuid, uuid),
   roster.set_resource_parent(uuid, uuid, text, text, text, text, uuid),
   roster.has_permission(uuid, uuid, text, text, text),
   roster.resource_access(uuid, uuid, text, text),

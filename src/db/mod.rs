@@ -25,6 +25,8 @@ macro_rules! access_columns {
 pub mod audit;
 pub mod authz;
 pub mod domains;
+pub mod grants;
+pub mod groups;
 pub mod invitations;
 pub mod members;
 pub mod organizations;

@@ -18,8 +18,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
 use crate::routes::{
-    audit, authz, domains, health, invitations, members, organizations, permissions, resources,
-    roles,
+    audit, authz, domains, grants, groups, health, invitations, members, organizations,
+    permissions, resources, roles,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -90,6 +90,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         permissions::retire_permission,
         resources::set_resource_parent,
         resources::list_resources,
+        groups::list_groups,
+        groups::create_group,
+        groups::get_group,
+        groups::update_group,
+        groups::delete_group,
+        groups::list_group_members,
+        groups::add_group_member,
+        groups::remove_group_member,
+        groups::list_user_groups,
+        grants::list_grants,
+        grants::grant_role,
+        grants::get_grant,
+        grants::revoke_grant,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -294,6 +307,19 @@ const LINKS: &[(&str, &str, LinkParameters)] = {
         ("org_id", "$response.body#/organization_id"),
         ("user_id", "$response.body#/user_id"),
     ];
+    const GROUP: LinkParameters = &[
+        ("org_id", "$request.path.org_id"),
+        ("key", "$response.body#/key"),
+    ];
+    const GROUP_MEMBER: LinkParameters = &[
+        ("org_id", "$response.body#/organization_id"),
+        ("key", "$response.body#/group_key"),
+        ("user_id", "$response.body#/user_id"),
+    ];
+    const GRANT: LinkParameters = &[
+        ("org_id", "$request.path.org_id"),
+        ("id", "$response.body#/id"),
+    ];
     &[
         ("create_organization", "get_organization", ORG),
         ("create_organization", "update_organization", ORG),
@@ -312,6 +338,13 @@ const LINKS: &[(&str, &str, LinkParameters)] = {
         ("add_member", "update_member_put", MEMBER),
         ("add_member", "remove_member", MEMBER),
         ("add_member", "accept_invitation", INVITATION),
+        ("create_group", "get_group", GROUP),
+        ("create_group", "update_group", GROUP),
+        ("create_group", "delete_group", GROUP),
+        ("create_group", "list_group_members", GROUP),
+        ("create_group", "add_group_member", GROUP),
+        ("add_group_member", "remove_group_member", GROUP_MEMBER),
+        ("grant_role", "revoke_grant", GRANT),
     ]
 };
 

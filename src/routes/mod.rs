@@ -5,6 +5,8 @@ pub mod audit;
 pub mod authz;
 pub mod docs;
 pub mod domains;
+pub mod grants;
+pub mod groups;
 pub mod health;
 pub mod invitations;
 pub mod members;
@@ -27,7 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(audit::configure)
         .configure(roles::configure)
         .configure(permissions::configure)
-        .configure(resources::configure);
+        .configure(resources::configure)
+        .configure(groups::configure)
+        .configure(grants::configure);
 }
 
 /// `web::resource(pattern)`, named after its pattern: the metrics middleware labels requests

@@ -7,6 +7,7 @@ mod auth;
 mod authz;
 mod domains;
 mod errors;
+mod groups;
 mod health;
 mod helpers;
 mod invitations;

@@ -84,6 +84,22 @@ const SERVED: &[(&str, &str)] = &[
         "put",
         "/organizations/{org_id}/resources/{resource_type}/{resource_id}/parent",
     ),
+    ("get", "/organizations/{org_id}/groups"),
+    ("post", "/organizations/{org_id}/groups"),
+    ("get", "/organizations/{org_id}/groups/{key}"),
+    ("patch", "/organizations/{org_id}/groups/{key}"),
+    ("delete", "/organizations/{org_id}/groups/{key}"),
+    ("get", "/organizations/{org_id}/groups/{key}/members"),
+    ("post", "/organizations/{org_id}/groups/{key}/members"),
+    (
+        "delete",
+        "/organizations/{org_id}/groups/{key}/members/{user_id}",
+    ),
+    ("get", "/organizations/{org_id}/members/{user_id}/groups"),
+    ("get", "/organizations/{org_id}/grants"),
+    ("post", "/organizations/{org_id}/grants"),
+    ("get", "/organizations/{org_id}/grants/{id}"),
+    ("delete", "/organizations/{org_id}/grants/{id}"),
 ];
 
 const METHODS: &[&str] = &[
@@ -780,6 +796,14 @@ async fn page_bounds_in_the_document_are_the_parsers() {
     let app = spawn_app().await;
     let admin = app.tenant_admin("tara").await;
     let org = app.new_org(&admin, "acme").await;
+    let group = app
+        .request(Method::POST, &format!("/organizations/{org}/groups"))
+        .bearer_auth(&admin.token)
+        .json(&json!({"key": "team", "name": "Team"}))
+        .send()
+        .await
+        .expect("send");
+    assert_json(group, 201, "a group to list the members of").await;
     let doc = document(&app).await;
 
     let mut listed = 0;
@@ -837,7 +861,8 @@ async fn page_bounds_in_the_document_are_the_parsers() {
         let path = path
             .replace("{org_id}", &org.to_string())
             .replace("{user_id}", &admin.id.to_string())
-            .replace("{permission}", "organization:read");
+            .replace("{permission}", "organization:read")
+            .replace("{key}", "team");
         // The parameters a list requires besides its page.
         let required = match path.ends_with("/resources") {
             true => "permission=organization:read&resource_type=organization&",

@@ -28,6 +28,7 @@ const APP_FUNCTIONS: &[&str] = &[
     "effective_permissions",
     "explain_access",
     "find_organizations_by_domain",
+    "get_grant",
     "get_group",
     "get_member",
     "get_organization",
