@@ -21,7 +21,7 @@ declare
   v_tenant uuid := (select id from roster.tenants where slug = 'bench');
   v_first  boolean := true;
   r        record;
-  m        record;
+  v_member record;
 begin
   perform roster.register_permissions(v_tenant, '[
     {"name": "model:read", "description": "read a model"},
@@ -29,10 +29,10 @@ begin
     {"name": "project:read", "description": "read a project"},
     {"name": "folder:read", "description": "read a folder"}]');
   for r in
-    select o.id as org, m.user_id as owner
+    select o.id as org, om.user_id as owner
       from roster.organizations o
-      join roster.organization_memberships m on m.organization_id = o.id and m.role = 'owner'
-     where o.tenant_id = v_tenant and m.deleted_at is null
+      join roster.organization_memberships om on om.organization_id = o.id and om.role = 'owner'
+     where o.tenant_id = v_tenant and om.deleted_at is null
      order by o.slug
   loop
     perform roster.create_role(r.owner, r.org, 'editor', 'Editor', null, array['model:read', 'model:update']);
@@ -40,11 +40,11 @@ begin
     perform roster.create_group(r.owner, r.org, 'g2', 'Group 2', null, 'g1');
     perform roster.create_group(r.owner, r.org, 'g3', 'Group 3', null, 'g2');
     perform roster.create_group(r.owner, r.org, 's10', 'S10 churn');
-    for m in
+    for v_member in
       select user_id from roster.organization_memberships
        where organization_id = r.org and deleted_at is null and role <> 'owner'
     loop
-      perform roster.add_group_member(r.owner, r.org, 'g3', m.user_id);
+      perform roster.add_group_member(r.owner, r.org, 'g3', v_member.user_id);
     end loop;
     perform roster.grant_role(r.owner, r.org, 'group', 'g1', 'editor', 'project', 'p');
     insert into roster.resource_parents (tenant_id, organization_id, resource_type, resource_id, parent_type, parent_id)

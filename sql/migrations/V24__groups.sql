@@ -161,10 +161,10 @@ create type roster.group_row as (
 );
 comment on type roster.group_row is 'A group as the group functions show it: its parent by key, its count of unexpired members.';
 
-/* The rows create_group, update_group, get_group and list_groups return. */
+/* The rows create_group, update_group, get_group and list_groups return.
+   Inlined into its callers' plans (hence no SET clause): it runs under their pinned search_path. */
 create function roster._group_rows(p_tenant_id uuid, p_org_id uuid) returns setof roster.group_row
   language sql stable
-  set search_path = pg_catalog, pg_temp
 as $$
   select g.id, g.key, g.name, g.description, p.key,
          (select count(*) from roster.group_members gm

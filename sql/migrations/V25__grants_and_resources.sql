@@ -142,11 +142,11 @@ comment on function roster._check_resource_type(uuid, text) is
   'Internal: RINVL unless a permission of the tenant''s catalogue names this resource type.';
 
 /* The groups that reach a user: those it is in (unexpired) and their ancestors, each with the
-   membership's expiry and the chain of keys from the user's group up to it. */
+   membership's expiry and the chain of keys from the user's group up to it.
+   Inlined into its callers' plans (hence no SET clause): it runs under their pinned search_path. */
 create function roster._reaching_groups(p_tenant_id uuid, p_org_id uuid, p_user_id uuid)
   returns table (group_id uuid, expires_at timestamptz, path text[])
   language sql stable
-  set search_path = pg_catalog, pg_temp
 as $$
   with recursive chain(group_id, parent_id, expires_at, path) as (
     select g.id, g.parent_id, gm.expires_at, array[g.key]
@@ -166,12 +166,12 @@ comment on function roster._reaching_groups(uuid, uuid, uuid) is
   'Internal: the groups reaching a user in the organization (its own, unexpired, and their ancestors), with the membership''s expiry and the key chain.';
 
 /* Every unexpired grant reaching a user: to it, or to a group reaching it; with the role's
-   grants, the earliest expiry on the way, and the group chain. */
+   grants, the earliest expiry on the way, and the group chain.
+   Inlined into its callers' plans (hence no SET clause): it runs under their pinned search_path. */
 create function roster._reaching_grants(p_tenant_id uuid, p_org_id uuid, p_user_id uuid)
   returns table (grant_id uuid, role_key text, permissions text[], resource_type text,
                  resource_id text, expires_at timestamptz, via_groups text[])
   language sql stable
-  set search_path = pg_catalog, pg_temp
 as $$
   select g.id, g.role_key, roster._role_grants(g.tenant_id, g.organization_id, g.role_key),
          g.resource_type, g.resource_id, g.expires_at, null::text[]
@@ -191,11 +191,11 @@ $$;
 comment on function roster._reaching_grants(uuid, uuid, uuid) is
   'Internal: the unexpired grants reaching a user in the organization, directly or through groups, with the role''s grants, the earliest expiry and the group chain.';
 
-/* A resource and its ancestors, nearest first (depth 0 is the resource itself). */
+/* A resource and its ancestors, nearest first (depth 0 is the resource itself).
+   Inlined into its callers' plans (hence no SET clause): it runs under their pinned search_path. */
 create function roster._resource_ancestors(p_tenant_id uuid, p_org_id uuid, p_type text, p_id text)
   returns table (resource_type text, resource_id text, depth integer)
   language sql stable
-  set search_path = pg_catalog, pg_temp
 as $$
   with recursive up(resource_type, resource_id, depth) as (
     select p_type, p_id, 0
@@ -211,6 +211,30 @@ as $$
 $$;
 comment on function roster._resource_ancestors(uuid, uuid, text, text) is
   'Internal: a resource and its ancestors (depth 0: itself), at most 16 levels up.';
+
+/* The resource types that are some resource's parent in the organization: a loose scan of
+   ix_resource_parents_parent, one probe per type. Walking down the hierarchy, only resources
+   of these types can have children, so the leaves (most resources) are not probed. */
+create function roster._parent_types(p_tenant_id uuid, p_org_id uuid) returns text[]
+  language plpgsql stable
+  set search_path = pg_catalog, pg_temp
+as $$
+begin
+  return (
+    with recursive t(parent_type) as (
+      select min(rp.parent_type) from roster.resource_parents rp
+       where rp.tenant_id = p_tenant_id and rp.organization_id = p_org_id
+      union all
+      select (select min(rp.parent_type) from roster.resource_parents rp
+               where rp.tenant_id = p_tenant_id and rp.organization_id = p_org_id
+                 and rp.parent_type > t.parent_type)
+        from t where t.parent_type is not null
+    )
+    select coalesce(array_agg(t.parent_type), '{}') from t where t.parent_type is not null);
+end
+$$;
+comment on function roster._parent_types(uuid, uuid) is
+  'Internal: the resource types that have children in the organization (a loose index scan).';
 
 /* The one resolver, now with expiry and organization-wide grants (V14's shape). */
 create or replace function roster._access(p_user_id uuid, p_org_id uuid) returns roster.access
@@ -578,12 +602,12 @@ $$;
 comment on function roster.revoke_grant(uuid, uuid, uuid) is
   'Revokes a grant. Needs grants:manage. RGTNF when the organization has no such live grant.';
 
-/* The rows list_grants and get_grant show: the subject as a user id or a group key. */
+/* The rows list_grants and get_grant show: the subject as a user id or a group key.
+   Inlined into its callers' plans (hence no SET clause): it runs under their pinned search_path. */
 create function roster._grant_rows(p_tenant_id uuid, p_org_id uuid)
   returns table (id uuid, subject_type text, subject_id text, role_key text, resource_type text,
                  resource_id text, expires_at timestamptz, granted_by uuid, created_at timestamptz)
   language sql stable
-  set search_path = pg_catalog, pg_temp
 as $$
   select g.id, g.subject_type, coalesce(g.user_id::text, gr.key), g.role_key, g.resource_type,
          g.resource_id, g.expires_at, g.granted_by, g.created_at
@@ -845,6 +869,7 @@ create function roster.list_resources(
 as $$
 declare
   v_access roster.access := roster._access(p_user_id, p_org_id);
+  v_parent_types text[];
 begin
   perform roster._require_known_permission(v_access.tenant_id, p_permission);
   perform roster._check_page(p_limit, 0);
@@ -855,6 +880,7 @@ begin
   if not v_access.visible or v_access.is_tenant_admin then
     return;
   end if;
+  v_parent_types := roster._parent_types(v_access.tenant_id, p_org_id);
   return query
   with recursive granted as (
     select distinct g.resource_type, g.resource_id
@@ -862,13 +888,13 @@ begin
      where g.resource_type is not null and roster._grants_allow(g.permissions, p_permission)
   ), down(resource_type, resource_id, depth) as (
     select granted.resource_type, granted.resource_id, 0 from granted
-    union
+    union all -- a forest (one parent each, no cycles): only nested grants meet twice
     select rp.resource_type, rp.resource_id, down.depth + 1
       from down
       join roster.resource_parents rp
         on rp.tenant_id = v_access.tenant_id and rp.organization_id = p_org_id
        and rp.parent_type = down.resource_type and rp.parent_id = down.resource_id
-     where down.depth < 16
+     where down.depth < 16 and down.resource_type = any (v_parent_types)
   )
   select distinct d.resource_id, false
     from down d
@@ -889,11 +915,13 @@ create function roster.accessible_resource_ids(p_user_id uuid, p_org_id uuid, p_
 as $$
 declare
   v_access roster.access := roster._access(p_user_id, p_org_id);
+  v_parent_types text[];
 begin
   perform roster._require_known_permission(v_access.tenant_id, p_permission);
   if not v_access.visible or v_access.is_tenant_admin then
     return;
   end if;
+  v_parent_types := roster._parent_types(v_access.tenant_id, p_org_id);
   return query
   with recursive granted as (
     select distinct g.resource_type, g.resource_id
@@ -901,13 +929,13 @@ begin
      where g.resource_type is not null and roster._grants_allow(g.permissions, p_permission)
   ), down(resource_type, resource_id, depth) as (
     select granted.resource_type, granted.resource_id, 0 from granted
-    union
+    union all -- a forest (one parent each, no cycles): only nested grants meet twice
     select rp.resource_type, rp.resource_id, down.depth + 1
       from down
       join roster.resource_parents rp
         on rp.tenant_id = v_access.tenant_id and rp.organization_id = p_org_id
        and rp.parent_type = down.resource_type and rp.parent_id = down.resource_id
-     where down.depth < 16
+     where down.depth < 16 and down.resource_type = any (v_parent_types)
   )
   select distinct d.resource_id from down d where d.resource_type = p_resource_type;
 end

@@ -156,6 +156,10 @@ async fn every_public_function_has_a_comment() {
     );
 }
 
+/// The internal helpers the planner inlines into their callers (see the test below).
+const INLINED: &str = "array['_member_rows', '_group_rows', '_grant_rows', '_reaching_groups', \
+                       '_reaching_grants', '_resource_ancestors', '_grants_allow', '_catalogue']";
+
 #[tokio::test]
 async fn public_functions_are_security_definer_and_every_function_pins_its_search_path() {
     let db = common::fresh_database().await;
@@ -167,12 +171,15 @@ async fn public_functions_are_security_definer_and_every_function_pins_its_searc
         "public functions that are not security definer: {invoker:?}"
     );
 
-    // The one exception: an internal `language sql` helper that the planner must inline, which
-    // a SET clause would prevent. It is not security definer and names everything by schema.
+    // The exceptions: internal `language sql` helpers that the planner must inline, which a SET
+    // clause would prevent. None is security definer or callable by the API's role; each names
+    // everything by schema and runs inside callers that pin the path.
     let unpinned = functions_where(
         &client,
-        "not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false) \
-         and p.proname <> all (array['_member_rows'])",
+        &format!(
+            "not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false) \
+         and p.proname <> all ({INLINED})"
+        ),
     )
     .await;
     assert!(
@@ -181,7 +188,7 @@ async fn public_functions_are_security_definer_and_every_function_pins_its_searc
     );
     let inlined_definers = functions_where(
         &client,
-        "p.prosecdef and p.proname = any (array['_member_rows'])",
+        &format!("p.prosecdef and p.proname = any ({INLINED})"),
     )
     .await;
     assert!(
@@ -480,4 +487,59 @@ async fn roster_app_cannot_defer_its_way_past_the_guard() {
         "committing the last owner's departure as roster_app"
     );
     assert_eq!(active_owners(&client, w.org).await, 1);
+}
+
+/// What the exceptions above buy: the planner inlines each helper into the query that calls
+/// it, so that it is planned once with its caller's cached plan instead of at every call.
+#[tokio::test]
+async fn the_inlined_helpers_are_inlined() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let id = "'00000000-0000-0000-0000-000000000001'::uuid";
+    for (call, name) in [
+        (
+            format!("select * from roster._member_rows({id}, {id})"),
+            "_member_rows",
+        ),
+        (
+            format!("select * from roster._group_rows({id}, {id})"),
+            "_group_rows",
+        ),
+        (
+            format!("select * from roster._grant_rows({id}, {id})"),
+            "_grant_rows",
+        ),
+        (
+            format!("select * from roster._reaching_groups({id}, {id}, {id})"),
+            "_reaching_groups",
+        ),
+        (
+            format!("select * from roster._reaching_grants({id}, {id}, {id})"),
+            "_reaching_grants",
+        ),
+        (
+            format!("select * from roster._resource_ancestors({id}, {id}, 'model', '1')"),
+            "_resource_ancestors",
+        ),
+        (
+            format!("select * from roster._catalogue({id})"),
+            "_catalogue",
+        ),
+        (
+            "select roster._grants_allow(x.g, 'a:b') from (values (array['a:*'])) x(g)".to_owned(),
+            "_grants_allow",
+        ),
+    ] {
+        let plan: Vec<String> = must_run(
+            &client,
+            &format!("explain (verbose, costs off) {call}"),
+            &[],
+        )
+        .await
+        .iter()
+        .map(|row| row.get::<_, String>(0))
+        .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.contains(name), "`{call}` is not inlined:\n{plan}");
+    }
 }
