@@ -13,6 +13,7 @@
 #   BENCH_CACHE="off on"  which servers to run
 #   BENCH_SCENARIOS="s1 s2 s3 s5 s5b s8 s9 s4 s10"   (s4 and s10 write, so they run last)
 #   BENCH_MODELS=100      models per organization (S8)   BENCH_BIG=10000  models S9 lists
+#   BENCH_S9_CONNECTIONS=2  S9 is a latency figure: one connection per core, not 64
 #   BENCH_PORT=18181      the cache-off server; the cache-on one uses BENCH_PORT+1
 #   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432   server for the roster_bench_{off,on} databases
 #                         (default: DATABASE_URL without its database name, when set)
@@ -36,6 +37,7 @@ BATCH=20
 CACHES=${BENCH_CACHE:-off on}
 SCENARIOS=${BENCH_SCENARIOS:-s1 s2 s3 s5 s5b s8 s9 s4 s10}
 MODELS=${BENCH_MODELS:-100}
+S9_CONNECTIONS=${BENCH_S9_CONNECTIONS:-2}
 BIG=${BENCH_BIG:-10000}
 PORT=${BENCH_PORT:-18181}
 # The PostgreSQL server `make db` made sure of: DATABASE_URL minus its database name, if set.
@@ -49,11 +51,11 @@ JWT_SECRET_BENCH=roster-bench-secret-not-for-production-7f3a9c1e
 OUT=target/bench/$(date +%Y%m%d-%H%M%S)
 LUA=.ci/bench/scenario.lua
 
-for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG; do
+for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG S9_CONNECTIONS; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { log "BENCH_$n must be a whole number, got '${!n}'"; exit 2; }
 done
 [ "$DURATION" -ge 1 ] || { log "BENCH_DURATION must be at least 1"; exit 2; }
-[ "$CONNECTIONS" -ge "$THREADS" ] || { log "BENCH_CONNECTIONS must be >= BENCH_THREADS"; exit 2; }
+[ "$CONNECTIONS" -ge "$THREADS" ] && [ "$S9_CONNECTIONS" -ge "$THREADS" ] || { log "BENCH_CONNECTIONS and BENCH_S9_CONNECTIONS must be >= BENCH_THREADS"; exit 2; }
 # Users in BATCH organizations each, for the S5 batch: 50 for 200 organizations, 5 per organization.
 HEAVY_USERS=$(( ORGS / 4 > 0 ? ORGS / 4 : 1 ))
 
@@ -65,7 +67,7 @@ declare -A TITLE=(
     [s5]="S5 POST /authz/check, 1 check"
     [s5b]="S5 POST /authz/check, batch of 20"
     [s8]="S8 POST /authz/check, on a resource"
-    [s9]="S9 GET /organizations/{id}/resources"
+    [s9]="S9 GET .../resources (${S9_CONNECTIONS} connections)"
     [s10]="S10 add + remove group member"
 )
 for s in $SCENARIOS; do
@@ -232,7 +234,9 @@ field() { # file key: the value of key=... on the BENCH lines
 }
 
 run_wrk() { # port scenario cache seconds output [probe]
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$4"s --timeout "$TIMEOUT"s --latency -s "$LUA" \
+    local connections=$CONNECTIONS
+    [ "$2" = s9 ] && connections=$S9_CONNECTIONS
+    wrk -t"$THREADS" -c"$connections" -d"$4"s --timeout "$TIMEOUT"s --latency -s "$LUA" \
         "http://127.0.0.1:$1" -- "$2" "$OUT/data-$3.txt" "$THREADS" ${6:-} >"$5" 2>&1 \
         || { log "wrk failed ($5):"; tail -5 "$5" >&2; exit 1; }
     grep -q '^BENCH ' "$5" || { log "no BENCH line from wrk ($5):"; tail -5 "$5" >&2; exit 1; }
