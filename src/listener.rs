@@ -54,6 +54,11 @@ pub enum Change {
         organization_id: Uuid,
         version: i64,
     },
+    /// An invitation was made, resent or settled: for the product's mailer. The cache ignores
+    /// it; the organization's version, announced with it, is what changed for readers.
+    Invitation {
+        organization_id: Uuid,
+    },
     /// The global permission catalogue changed: everything is stale.
     All,
 }
@@ -209,6 +214,7 @@ async fn apply(cache: &Cache, payload: &str) -> Result<(), String> {
             organization_id,
             version,
         } => cache.raise_minimum(DepKind::Resources, tenant_id, organization_id, version),
+        Change::Invitation { .. } => {}
         // Every entry of every instance may be stale: only a new epoch in Redis says so to all.
         Change::All => cache
             .start_epoch()
@@ -265,5 +271,16 @@ mod tests {
             Change::All
         );
         assert!(serde_json::from_str::<Change>(r#"{"kind": "weather"}"#).is_err());
+        // Announced for other consumers; read, so that it does not start a new epoch.
+        let invitation: Change = serde_json::from_str(&format!(
+            r#"{{"kind": "invitation", "tenant_id": "{org}", "organization_id": "{org}", "invitation_id": "{org}", "email": "a@b.c", "role": "member", "status": "pending", "expires_at": "2026-12-09T00:00:00Z", "sent_at": "2026-12-02T00:00:00Z"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            invitation,
+            Change::Invitation {
+                organization_id: org
+            }
+        );
     }
 }

@@ -2,6 +2,7 @@
 --   U <user id> <email>
 --   O <organization id> <slug> <owner's user id>
 --   M <user id> <organization id> <role>        (live memberships)
+--   T <tenant id>                               (the bench tenant, for the service's token)
 -- psql -X -At -F '<tab>' -f export.sql
 select 'U', u.id, u.email
   from roster.users u
@@ -24,3 +25,5 @@ select 'M', m.user_id, m.organization_id, m.role
   from roster.organization_memberships m
  where m.deleted_at is null and m.status = 'active'
  order by m.organization_id, m.user_id;
+
+select 'T', t.id from roster.tenants t where t.slug = 'bench';

@@ -15,6 +15,7 @@ The data file has one record per line, fields separated by spaces, indexes 1-bas
     G <org> <user>                  user is a member of org but not its owner (S10), orgs
                                     interleaved
     S <user> <org>                  a member of the first organization, whose resources S9 lists
+    V <token>                       a service's token for the tenant (S6)
 """
 
 import argparse
@@ -32,9 +33,11 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def sign(secret: bytes, user_id: str, now: int, ttl: int) -> str:
+def sign(secret: bytes, user_id: str, now: int, ttl: int, tenant: str = "") -> str:
     header = b64url(json.dumps({"typ": "JWT", "alg": "HS256"}, separators=(",", ":")).encode())
     claims = {"sub": user_id, "exp": now + ttl, "iat": now}
+    if tenant:
+        claims["tid"] = tenant
     payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
     signing_input = f"{header}.{payload}".encode("ascii")
     signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
@@ -57,7 +60,7 @@ def main() -> int:
         print("gen_data.py: JWT_SECRET must be set, at least 32 bytes", file=sys.stderr)
         return 2
 
-    users, orgs, owner_of, memberships, roles = [], [], {}, [], {}
+    users, orgs, owner_of, memberships, roles, tenant = [], [], {}, [], {}, ""
     with (sys.stdin if args.input == "-" else open(args.input)) as lines:
         for line in lines:
             fields = line.rstrip("\n").split("\t")
@@ -66,6 +69,8 @@ def main() -> int:
             elif fields[0] == "O":
                 orgs.append(fields[1])
                 owner_of[fields[1]] = fields[3]
+            elif fields[0] == "T":
+                tenant = fields[1]
             elif fields[0] == "M":
                 memberships.append((fields[1], fields[2]))
                 roles[(fields[1], fields[2])] = fields[3]
@@ -135,6 +140,8 @@ def main() -> int:
             out.write(f"G {o} {u}\n")
         if s9_user is not None:
             out.write(f"S {s9_user} 1\n")
+        if tenant:
+            out.write(f"V {sign(secret, 'service:bench', now, args.ttl, tenant)}\n")
     print(
         f"data: {len(users)} users, {len(orgs)} organizations, {len(members)} memberships, "
         f"{len(batchers)} users with {args.batch}+ organizations, {len(pairs)} write pairs",

@@ -11,7 +11,7 @@
 #   BENCH_CONNECTIONS=64  BENCH_THREADS=2 (wrk)  BENCH_TIMEOUT=5 (wrk's per-request timeout, s)
 #   BENCH_USERS=1000      BENCH_ORGS=200 (20 members each)
 #   BENCH_CACHE="off on"  which servers to run
-#   BENCH_SCENARIOS="s1 s2 s3 s5 s5b s8 s9 s4 s10"   (s4 and s10 write, so they run last)
+#   BENCH_SCENARIOS="s1 s2 s3 s5 s5b s6 s6b s7 s8 s9 s4 s10"   (s4 and s10 write: last)
 #   BENCH_MODELS=100      models per organization (S8)   BENCH_BIG=10000  models S9 lists
 #   BENCH_S9_CONNECTIONS=2  S9 is a latency figure: one connection per core, not 64
 #   BENCH_PORT=18181      the cache-off server; the cache-on one uses BENCH_PORT+1
@@ -35,7 +35,7 @@ ORGS=${BENCH_ORGS:-200}
 PER_ORG=20
 BATCH=20
 CACHES=${BENCH_CACHE:-off on}
-SCENARIOS=${BENCH_SCENARIOS:-s1 s2 s3 s5 s5b s8 s9 s4 s10}
+SCENARIOS=${BENCH_SCENARIOS:-s1 s2 s3 s5 s5b s6 s6b s7 s8 s9 s4 s10}
 MODELS=${BENCH_MODELS:-100}
 S9_CONNECTIONS=${BENCH_S9_CONNECTIONS:-2}
 BIG=${BENCH_BIG:-10000}
@@ -66,6 +66,9 @@ declare -A TITLE=(
     [s4]="S4 add + remove member (POST, DELETE)"
     [s5]="S5 POST /authz/check, 1 check"
     [s5b]="S5 POST /authz/check, batch of 20"
+    [s6]="S6 /authz/check, service, custom role"
+    [s6b]="S6 /authz/check, service, batch of 20"
+    [s7]="S7 POST /authz/explain"
     [s8]="S8 POST /authz/check, on a resource"
     [s9]="S9 GET .../resources (${S9_CONNECTIONS} connections)"
     [s10]="S10 add + remove group member"

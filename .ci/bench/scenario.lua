@@ -11,6 +11,10 @@
 --              sets are disjoint.
 --           s5 POST /authz/check, one check (organization:read) per request, over memberships
 --           s5b POST /authz/check, a batch of 20 checks: 20 organizations of one user
+--           s6 POST /authz/check as a service, one check (model:read, which the members' custom
+--              role `analyst` grants as model:*) per request, over memberships
+--           s6b the same, a batch of 20: 20 organizations of one user
+--           s7 POST /authz/explain, the caller's own model:read, over memberships
 --           s8 POST /authz/check, one check of model:update on a model, over memberships: the
 --              grant reaches the user through groups g3 < g2 < g1, on the model's grandparent
 --           s9 GET /organizations/{id}/resources?...&limit=100, one user reaching 10,000 models
@@ -41,7 +45,8 @@ end
 -- The data file gen_data.py wrote: see its docstring.
 local function load(path)
   local d = { users = {}, tokens = {}, orgs = {}, owner = {}, members = {}, listers = {},
-              batches = {}, writes = {}, resource_checks = {}, group_writes = {}, s9 = nil }
+              batches = {}, writes = {}, resource_checks = {}, group_writes = {}, s9 = nil,
+              service = nil }
   local file = assert(io.open(path, "r"))
   for line in file:lines() do
     local f = split(line, " ")
@@ -66,6 +71,8 @@ local function load(path)
       d.group_writes[#d.group_writes + 1] = { tonumber(f[2]), tonumber(f[3]) }
     elseif kind == "S" then
       d.s9 = { tonumber(f[2]), tonumber(f[3]) }
+    elseif kind == "V" then
+      d.service = f[2]
     end
   end
   file:close()
@@ -88,10 +95,12 @@ local function http(method, path, token, body)
   return table.concat(lines, "\r\n")
 end
 
-local function check_body(d, orgs)
+local function check_body(d, orgs, permission, user)
   local checks = {}
+  local about = user and string.format(',"user_id":"%s"', d.users[user]) or ""
   for i, o in ipairs(orgs) do
-    checks[i] = string.format('{"organization_id":"%s","permission":"organization:read"}', d.orgs[o])
+    checks[i] = string.format('{"organization_id":"%s","permission":"%s"%s}', d.orgs[o],
+                              permission or "organization:read", about)
   end
   return '{"checks":[' .. table.concat(checks, ",") .. "]}"
 end
@@ -124,7 +133,7 @@ function init(args)
   local nthreads = tonumber(args[3])
   probe = args[4] == "probe"
   if not scenario or not path or not nthreads then
-    error("usage: -- <s1|s2|s3|s4|s5|s5b|s8|s9|s10> <data file> <threads> [probe]")
+    error("usage: -- <s1|s2|s3|s4|s5|s5b|s6|s6b|s7|s8|s9|s10> <data file> <threads> [probe]")
   end
   host = wrk.headers["Host"]
   d = load(path)
@@ -148,6 +157,19 @@ function init(args)
   elseif scenario == "s5b" then
     for _, b in ipairs(d.batches) do
       add(http("POST", "/authz/check", d.tokens[b[1]], check_body(d, b[2])))
+    end
+  elseif scenario == "s6" then
+    for _, m in ipairs(d.members) do
+      add(http("POST", "/authz/check", d.service, check_body(d, { m[2] }, "model:read", m[1])))
+    end
+  elseif scenario == "s6b" then
+    for _, b in ipairs(d.batches) do
+      add(http("POST", "/authz/check", d.service, check_body(d, b[2], "model:read", b[1])))
+    end
+  elseif scenario == "s7" then
+    for _, m in ipairs(d.members) do
+      add(http("POST", "/authz/explain", d.tokens[m[1]],
+               string.format('{"organization_id":"%s","permission":"model:read"}', d.orgs[m[2]])))
     end
   elseif scenario == "s8" then
     for _, c in ipairs(d.resource_checks) do

@@ -1,7 +1,8 @@
 -- Groups, grants and resources for S8-S10, loaded by .ci/bench/run.sh after seed.sql:
 --   psql -v models=100 -v big=10000 -f seed_authz.sql
 --
--- In every organization: groups g1 > g2 > g3 (a 3-level chain), every member but the owner in
+-- In every organization: role `analyst` (organization:read, members:read, model:*) held by
+-- every plain member (S6 checks model:read through the wildcard), groups g1 > g2 > g3 (a 3-level chain), every member but the owner in
 -- g3, an empty group s10 (S10 adds and removes its members), role `editor` (model:read,
 -- model:update) granted to g1 on project `p`, and :models models m0.. under ten folders f0..f9
 -- under `p` (a 2-level parent chain). In the first organization only, project `big` with
@@ -36,6 +37,14 @@ begin
      order by o.slug
   loop
     perform roster.create_role(r.owner, r.org, 'editor', 'Editor', null, array['model:read', 'model:update']);
+    perform roster.create_role(r.owner, r.org, 'analyst', 'Analyst', null,
+                               array['organization:read', 'members:read', 'model:*']);
+    for v_member in
+      select user_id from roster.organization_memberships
+       where organization_id = r.org and deleted_at is null and role = 'member'
+    loop
+      perform roster.update_member(r.owner, r.org, v_member.user_id, p_role => 'analyst');
+    end loop;
     perform roster.create_group(r.owner, r.org, 'g1', 'Group 1');
     perform roster.create_group(r.owner, r.org, 'g2', 'Group 2', null, 'g1');
     perform roster.create_group(r.owner, r.org, 'g3', 'Group 3', null, 'g2');

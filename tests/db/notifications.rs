@@ -148,3 +148,56 @@ async fn tenant_permission_and_purge_announcements() {
         );
     }
 }
+
+#[tokio::test]
+async fn invitations_are_announced_without_their_token() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+    let (_listener, mut received) = listen(&db).await;
+
+    let invited = must_run(
+        &client,
+        "select id, token from roster.invite($1, $2, 'Guest@Example.com')",
+        &[&w.owner, &w.org],
+    )
+    .await;
+    let id: uuid::Uuid = invited[0].get("id");
+    let token: String = invited[0].get("token");
+    must_run(
+        &client,
+        "select * from roster.resend_invitation($1, $2, $3)",
+        &[&w.owner, &w.org, &id],
+    )
+    .await;
+    must_run(
+        &client,
+        "select roster.revoke_invitation($1, $2, $3)",
+        &[&w.owner, &w.org, &id],
+    )
+    .await;
+    let invitations: Vec<Value> = announced(&client, &mut received)
+        .await
+        .into_iter()
+        .filter(|p| p["kind"] == "invitation")
+        .collect();
+    let statuses: Vec<&str> = invitations
+        .iter()
+        .map(|p| p["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        vec!["pending", "pending", "revoked"],
+        statuses,
+        "{invitations:?}"
+    );
+    for payload in &invitations {
+        assert_eq!(json!(id), payload["invitation_id"]);
+        assert_eq!(json!(w.org), payload["organization_id"]);
+        assert_eq!(json!("guest@example.com"), payload["email"]);
+        assert!(!payload.to_string().contains(&token), "no token: {payload}");
+    }
+    assert_ne!(
+        invitations[0]["sent_at"], invitations[1]["sent_at"],
+        "the resend"
+    );
+}
