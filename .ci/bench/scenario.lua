@@ -11,8 +11,8 @@
 --              sets are disjoint.
 --           s5 POST /authz/check, one check (organization:read) per request, over memberships
 --           s5b POST /authz/check, a batch of 20 checks: 20 organizations of one user
---           s6 POST /authz/check as a service, one check (model:read, which the members' custom
---              role `analyst` grants as model:*) per request, over memberships
+--           s6 POST /authz/check as a service, one check (report:read, which the members' custom
+--              role `analyst` grants as report:*) per request, over memberships
 --           s6b the same, a batch of 20: 20 organizations of one user
 --           s7 POST /authz/explain, the caller's own model:read, over memberships
 --           s8 POST /authz/check, one check of model:update on a model, over memberships: the
@@ -160,11 +160,11 @@ function init(args)
     end
   elseif scenario == "s6" then
     for _, m in ipairs(d.members) do
-      add(http("POST", "/authz/check", d.service, check_body(d, { m[2] }, "model:read", m[1])))
+      add(http("POST", "/authz/check", d.service, check_body(d, { m[2] }, "report:read", m[1])))
     end
   elseif scenario == "s6b" then
     for _, b in ipairs(d.batches) do
-      add(http("POST", "/authz/check", d.service, check_body(d, b[2], "model:read", b[1])))
+      add(http("POST", "/authz/check", d.service, check_body(d, b[2], "report:read", b[1])))
     end
   elseif scenario == "s7" then
     for _, m in ipairs(d.members) do

@@ -1,12 +1,14 @@
--- Groups, grants and resources for S8-S10, loaded by .ci/bench/run.sh after seed.sql:
+-- Custom roles, groups, grants and resources for S6 and S8-S10, loaded by .ci/bench/run.sh
+-- after seed.sql:
 --   psql -v models=100 -v big=10000 -f seed_authz.sql
 --
--- In every organization: role `analyst` (organization:read, members:read, model:*) held by
--- every plain member (S6 checks model:read through the wildcard), groups g1 > g2 > g3 (a 3-level chain), every member but the owner in
--- g3, an empty group s10 (S10 adds and removes its members), role `editor` (model:read,
--- model:update) granted to g1 on project `p`, and :models models m0.. under ten folders f0..f9
--- under `p` (a 2-level parent chain). In the first organization only, project `big` with
--- :big models b00000.. under folders of 100, also granted to g1 (S9 lists them).
+-- In every organization: role `analyst` (organization:read, members:read, report:*) held by
+-- every plain member (S6 checks report:read through the wildcard); groups g1 > g2 > g3 (a
+-- 3-level chain) with every member but the owner in g3; an empty group s10 (S10 adds and
+-- removes its members); role `editor` (model:read, model:update) granted to g1 on project `p`,
+-- and :models models m0.. under ten folders f0..f9 under `p` (a 2-level parent chain). In the
+-- first organization only, project `big` with :big models b00000.. under folders of 100, also
+-- granted to g1 (S9 lists them).
 --
 -- Functions where there is one per row; the hierarchy by insert, whose triggers check each row
 -- as set_resource_parent's would. Commits per organization and every 500 parents (see
@@ -28,7 +30,9 @@ begin
     {"name": "model:read", "description": "read a model"},
     {"name": "model:update", "description": "change a model"},
     {"name": "project:read", "description": "read a project"},
-    {"name": "folder:read", "description": "read a folder"}]');
+    {"name": "folder:read", "description": "read a folder"},
+    {"name": "report:read", "description": "read a report"},
+    {"name": "report:export", "description": "export a report"}]');
   for r in
     select o.id as org, om.user_id as owner
       from roster.organizations o
@@ -38,7 +42,7 @@ begin
   loop
     perform roster.create_role(r.owner, r.org, 'editor', 'Editor', null, array['model:read', 'model:update']);
     perform roster.create_role(r.owner, r.org, 'analyst', 'Analyst', null,
-                               array['organization:read', 'members:read', 'model:*']);
+                               array['organization:read', 'members:read', 'report:*']);
     for v_member in
       select user_id from roster.organization_memberships
        where organization_id = r.org and deleted_at is null and role = 'member'

@@ -6,6 +6,7 @@
 --   * expressions and single queries become inlinable: no SET clause, every name and operator
 --     schema-qualified, so that they are planned once inside their callers' cached plans;
 --   * the others become PL/pgSQL, whose statements are planned once per session.
+-- And the functions that return one row say so (below).
 
 -- ============================================================================================
 -- Internal helpers
@@ -79,3 +80,19 @@ begin
   return coalesce(v_grants, '{}');
 end
 $$;
+
+-- ============================================================================================
+-- Row estimates
+-- ============================================================================================
+-- The functions that return one row say so: PostgreSQL assumes 1000 rows of any set-returning
+-- function, so a statement joining three of them was estimated at 10^9 rows, and compiled by
+-- JIT (6 ms for a statement that runs in 1) in every session that leaves JIT on.
+alter function roster.caller_identity(uuid) rows 1;
+alter function roster.permission_catalogue(uuid) rows 1;
+alter function roster.member_access(uuid, uuid) rows 1;
+alter function roster.resource_access(uuid, uuid, text, text) rows 1;
+alter function roster.get_member(uuid, uuid, uuid) rows 1;
+alter function roster.get_organization(uuid, uuid) rows 1;
+alter function roster.get_grant(uuid, uuid, uuid) rows 1;
+alter function roster.purge_expired() rows 1;
+alter function roster.list_resources(uuid, uuid, text, text, integer, text) rows 100;
