@@ -1,8 +1,11 @@
-//! Bearer JWT authentication. A token only says who the caller claims to be: a user (`sub` =
-//! its id) or a service of one tenant (`sub` = `service:NAME`, `tid` = the tenant); whether the
-//! user exists and what it may do is decided by the database on every request.
+//! Bearer JWT authentication. An identity token only says who the caller claims to be: a user
+//! (`sub` = its id) or a service of one tenant (`sub` = `service:NAME`, `tid` = the tenant);
+//! whether the user exists and what it may do is decided by the database on every request.
+//! Roster's own access tokens (`tokens`) also name one organization, the only one they open,
+//! and are refused once their authorization version is not the current one.
 
-use std::future::{ready, Ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use jsonwebtoken::errors::ErrorKind;
@@ -12,7 +15,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::reads;
 use crate::settings::{JwtKey, JwtSettings, SettingsError, MIN_SECRET_BYTES};
+use crate::state::AppState;
+use crate::tokens::{authorization_version, KeyRing};
 
 /// The claims Roster checks itself, kept as JSON so that each refusal is a fixed text (serde's
 /// messages quote the value). jsonwebtoken checks the signature, `iss` and `aud` (a string or an
@@ -141,6 +147,11 @@ impl JwtVerifier {
                 max_lifetime: settings.max_lifetime_seconds,
             },
         })
+    }
+
+    /// Clock skew tolerated on time claims (JWT_LEEWAY_SECONDS), Roster's tokens included.
+    pub fn leeway(&self) -> u64 {
+        self.times.leeway
     }
 
     /// The principal a valid token speaks for.
@@ -367,37 +378,85 @@ pub struct Caller {
 
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Ready<Result<Caller, ApiError>>;
+    type Future = Authenticating<Caller>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request).and_then(|principal| match principal {
-            Principal::User(user_id) => Ok(Caller { user_id }),
-            Principal::Service { .. } => Err(ApiError::service_refused(
-                request.method().as_str(),
-                request.match_pattern().as_deref().unwrap_or(request.path()),
-            )),
-        }))
+        let request = request.clone();
+        Box::pin(async move {
+            match authenticate(&request).await?.0 {
+                Principal::User(user_id) => Ok(Caller { user_id }),
+                Principal::Service { .. } => Err(ApiError::service_refused(
+                    request.method().as_str(),
+                    request.match_pattern().as_deref().unwrap_or(request.path()),
+                )),
+            }
+        })
     }
 }
 
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = Ready<Result<Principal, ApiError>>;
+    type Future = Authenticating<Principal>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        let request = request.clone();
+        Box::pin(async move { Ok(authenticate(&request).await?.0) })
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<Principal, ApiError> {
-    let verifier = request
-        .app_data::<web::Data<JwtVerifier>>()
-        .ok_or_else(|| ApiError::Internal("JwtVerifier is not registered".into()))?;
+/// Authentication of a request: immediate for identity and service tokens, one cached
+/// lookup for Roster's access tokens (whether they are still current).
+pub type Authenticating<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+/// The organization a Roster access token is scoped to (None: an unscoped one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenScope {
+    pub organization: Option<Uuid>,
+    /// The token's `exp`.
+    pub expires: u64,
+}
+
+impl TokenScope {
+    /// 404 for an organization outside the token's scope, as if it did not exist.
+    pub fn require(scope: Option<TokenScope>, org: Uuid) -> Result<(), ApiError> {
+        match scope {
+            Some(TokenScope { organization, .. }) if organization != Some(org) => {
+                Err(ApiError::organization_not_found(org))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The principal with the scope of its token, for handlers that take an organization from
+/// the body (or need the token's expiry).
+#[derive(Debug, Clone)]
+pub struct Scoped {
+    pub principal: Principal,
+    /// None: an identity or service token, scoped to nothing.
+    pub scope: Option<TokenScope>,
+}
+
+impl FromRequest for Scoped {
+    type Error = ApiError;
+    type Future = Authenticating<Scoped>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let (principal, scope) = authenticate(&request).await?;
+            Ok(Scoped { principal, scope })
+        })
+    }
+}
+
+/// The bearer token of a request.
+pub fn bearer(request: &HttpRequest) -> Result<&str, ApiError> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)
         .ok_or(ApiError::NoCredentials)?;
-    let token = value
+    value
         .to_str()
         .ok()
         .and_then(|v| {
@@ -409,8 +468,57 @@ fn authenticate(request: &HttpRequest) -> Result<Principal, ApiError> {
         .ok_or_else(|| ApiError::Unauthenticated {
             reason: "expected Authorization: Bearer <token>",
             message: "expected Authorization: Bearer <token>".into(),
-        })?;
-    verifier.verify(token)
+        })
+}
+
+async fn authenticate(request: &HttpRequest) -> Result<(Principal, Option<TokenScope>), ApiError> {
+    let token = bearer(request)?;
+    let ring = request.app_data::<web::Data<KeyRing>>();
+    if let Some(ring) = ring {
+        if jsonwebtoken::decode_header(token).is_ok_and(|header| ring.recognises(&header)) {
+            return current_access_token(request, ring, token).await;
+        }
+    }
+    let verifier = request
+        .app_data::<web::Data<JwtVerifier>>()
+        .ok_or_else(|| ApiError::Internal("JwtVerifier is not registered".into()))?;
+    Ok((verifier.verify(token)?, None))
+}
+
+/// The user of a Roster access token that is valid, scoped to the path's organization (when
+/// the path names one) and current: its `av` is the authorization version of its user and
+/// organization now (401 `token_stale` otherwise). Asked of the cache: no database round trip
+/// when warm.
+async fn current_access_token(
+    request: &HttpRequest,
+    ring: &KeyRing,
+    token: &str,
+) -> Result<(Principal, Option<TokenScope>), ApiError> {
+    let leeway = request
+        .app_data::<web::Data<JwtVerifier>>()
+        .map_or(5, |verifier| verifier.leeway());
+    let claims = ring
+        .verify(token, jsonwebtoken::get_current_timestamp(), leeway)
+        .map_err(ApiError::invalid_token)?;
+    let scope = TokenScope {
+        organization: claims.org_id,
+        expires: claims.exp,
+    };
+    if let Some(org) = request
+        .match_info()
+        .get("org_id")
+        .and_then(|org| Uuid::parse_str(org).ok())
+    {
+        TokenScope::require(Some(scope), org)?;
+    }
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
+    let access = reads::access(state, claims.sub, claims.org_id.unwrap_or(Uuid::nil())).await?;
+    if access.identity.tenant_id != Some(claims.tid) || authorization_version(&access) > claims.av {
+        return Err(ApiError::TokenStale);
+    }
+    Ok((Principal::User(claims.sub), Some(scope)))
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub enum ApiError {
         reason: &'static str,
         message: String,
     },
+    /// 401 Unauthorized: a Roster access token issued before a change to its user's access in
+    /// its organization (or to the user, the organization, the tenant's roles): the client
+    /// exchanges its identity token again.
+    #[error("token_stale: access changed since this access token was issued; exchange again (POST /auth/token)")]
+    TokenStale,
     /// 405 Method Not Allowed: the path exists, the method does not.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -73,10 +78,12 @@ pub struct ErrorDetail {
 }
 
 impl ApiError {
-    fn code(&self) -> &'static str {
+    /// The code of the body (`sql/ERRORS.md`).
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NoCredentials | ApiError::Unauthenticated { .. } => "unauthenticated",
+            ApiError::TokenStale => "token_stale",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Invalid(_) => "invalid_input",
@@ -179,7 +186,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NoCredentials | ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::NoCredentials | ApiError::Unauthenticated { .. } | ApiError::TokenStale => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -199,6 +208,12 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthenticated { reason, .. } => {
                 response.insert_header((header::WWW_AUTHENTICATE, invalid_token_challenge(reason)));
+            }
+            ApiError::TokenStale => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    invalid_token_challenge("token stale"),
+                ));
             }
             _ => {}
         }

@@ -1,4 +1,4 @@
-//! The JSON body extractor: actix's `web::Json`, but its errors name the field at fault
+//! The body extractors: `Json`, actix's `web::Json` but with errors that name the field at fault
 //! (`user_id: UUID parsing failed ...`) and come in the API's error shape.
 
 use std::future::Future;
@@ -44,24 +44,40 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             request.mime_type(),
             Ok(Some(mime)) if mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
         );
-        let limit = request.app_data::<BodyLimit>().map(|limit| limit.0);
-        let body = web::Bytes::from_request(request, payload);
+        let body = RawBody::from_request(request, payload);
         Box::pin(async move {
             if !is_json {
                 return Err(ApiError::BadRequest(
                     "expected Content-Type: application/json".into(),
                 ));
             }
-            let bytes = body
-                .await
+            parse(&body.await?.0).map(Json)
+        })
+    }
+}
+
+/// A request body of any type, at most the `web::PayloadConfig` limit (413 in the API's
+/// shape past it): the form bodies of the OAuth endpoints.
+#[derive(Debug)]
+pub struct RawBody(pub web::Bytes);
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<RawBody, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = request.app_data::<BodyLimit>().map(|limit| limit.0);
+        let body = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            body.await
+                .map(RawBody)
                 .map_err(|error| match error.as_error::<PayloadError>() {
                     Some(PayloadError::Overflow) => ApiError::PayloadTooLarge(match limit {
                         Some(limit) => format!("request body is over the limit of {limit} bytes"),
                         None => "request body is over the size limit".into(),
                     }),
                     _ => ApiError::BadRequest(format!("cannot read the request body: {error}")),
-                })?;
-            parse(&bytes).map(Json)
+                })
         })
     }
 }

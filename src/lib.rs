@@ -19,6 +19,7 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod state;
+pub mod tokens;
 
 pub use migrate::{migrate, AppliedMigration, MigrateError};
 

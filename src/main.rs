@@ -45,6 +45,18 @@ enum Command {
     /// Create a demo tenant, users and organization if the database has no tenant, and print a
     /// curl line to try the API with.
     Demo,
+    /// Signing keys of Roster's access tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new Ed25519 private key (PKCS#8 PEM) for TOKEN_SIGNING_KEY. For RS256, make an
+    /// RSA key with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048`.
+    Generate,
 }
 
 #[tokio::main]
@@ -63,6 +75,12 @@ async fn main() -> ExitCode {
             ttl,
         } => token(user, service.zip(tenant), org, ttl),
         Command::Demo => demo().await,
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => {
+            print!("{}", roster::tokens::generate_ed25519_pem());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ use std::env;
 use std::fmt;
 use std::time::Duration;
 
+use crate::tokens::{SigningAlg, TokenSettings};
+
 /// Everything `roster serve` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -44,6 +46,8 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// Request bodies over this many bytes get 413.
     pub body_limit: usize,
+    /// Roster's own access tokens (`POST /auth/token`).
+    pub tokens: TokenSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -86,7 +90,7 @@ pub struct SettingsError {
 }
 
 impl SettingsError {
-    fn new(name: &'static str, problem: impl Into<String>) -> SettingsError {
+    pub(crate) fn new(name: &'static str, problem: impl Into<String>) -> SettingsError {
         SettingsError {
             name,
             problem: problem.into(),
@@ -126,6 +130,7 @@ impl Settings {
             // table lock that will not go away soon: tell the client to retry instead.
             lock_timeout: Duration::from_millis(1_000),
             body_limit: 64 * 1024,
+            tokens: TokenSettings::new(),
         }
     }
 
@@ -184,6 +189,7 @@ impl Settings {
             )?,
             lock_timeout: parse_ms("DB_LOCK_TIMEOUT_MS", defaults.lock_timeout, |ms| ms >= 1)?,
             body_limit: parse_var("BODY_LIMIT_BYTES", defaults.body_limit, |n| n >= 1024)?,
+            tokens: token_settings_from_env()?,
             ..defaults
         })
     }
@@ -228,6 +234,64 @@ impl JwtSettings {
         crate::auth::JwtVerifier::new(&settings)?;
         Ok(settings)
     }
+}
+
+/// TOKEN_*: how Roster issues its own access tokens.
+fn token_settings_from_env() -> Result<TokenSettings, SettingsError> {
+    let defaults = TokenSettings::new();
+    let alg = match var("TOKEN_SIGNING_ALG")? {
+        None => defaults.alg,
+        Some(text) => SigningAlg::parse(&text).ok_or_else(|| {
+            SettingsError::new(
+                "TOKEN_SIGNING_ALG",
+                format!("{text:?}: expected EdDSA or RS256"),
+            )
+        })?,
+    };
+    let signing_key = var("TOKEN_SIGNING_KEY")?
+        .filter(|key| !key.trim().is_empty())
+        .map(|key| pem_or_path("TOKEN_SIGNING_KEY", &key))
+        .transpose()?;
+    // PEM text holding one or more keys, or a comma-separated list of paths.
+    let previous_keys = match var("TOKEN_PREVIOUS_KEYS")? {
+        None => Vec::new(),
+        Some(text) if text.trim().is_empty() => Vec::new(),
+        Some(text) if text.trim_start().starts_with("-----BEGIN") => vec![text],
+        Some(paths) => paths
+            .split(',')
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+            .map(|path| pem_or_path("TOKEN_PREVIOUS_KEYS", path))
+            .collect::<Result<_, _>>()?,
+    };
+    let nonempty = |name: &'static str, default: String| -> Result<String, SettingsError> {
+        match var(name)? {
+            None => Ok(default),
+            Some(text) if text.trim().is_empty() => Err(SettingsError::new(name, "empty")),
+            Some(text) => Ok(text),
+        }
+    };
+    Ok(TokenSettings {
+        issuer: nonempty("TOKEN_ISSUER", defaults.issuer.clone())?,
+        audience: nonempty("TOKEN_AUDIENCE", defaults.audience.clone())?,
+        ttl_seconds: parse_var(
+            "ACCESS_TOKEN_TTL_SECONDS",
+            defaults.ttl_seconds,
+            |s: u64| (1..=86_400).contains(&s),
+        )?,
+        alg,
+        signing_key,
+        previous_keys,
+    })
+}
+
+/// A PEM key given as its text or as the path of a file holding it.
+fn pem_or_path(name: &'static str, value: &str) -> Result<String, SettingsError> {
+    if value.trim_start().starts_with("-----BEGIN") {
+        return Ok(value.to_owned());
+    }
+    std::fs::read_to_string(value)
+        .map_err(|e| SettingsError::new(name, format!("cannot read {value}: {e}")))
 }
 
 /// DATABASE_URL, or the default: also used alone by the commands that only need the database.

@@ -21,6 +21,7 @@ use crate::extract::BodyLimit;
 use crate::metrics::{Metrics, RecordRequests};
 use crate::settings::{Settings, SettingsError};
 use crate::state::AppState;
+use crate::tokens::KeyRing;
 
 /// A bound, not yet running, HTTP server.
 pub struct Application {
@@ -64,6 +65,10 @@ impl Application {
         fill_hook: Option<FillHook>,
     ) -> Result<Application, StartupError> {
         let verifier = web::Data::new(JwtVerifier::new(&settings.jwt)?);
+        let ring = web::Data::new(KeyRing::new(&settings.tokens)?);
+        if ring.ephemeral {
+            log::warn!("TOKEN_SIGNING_KEY is not set: access tokens are signed with a key generated now, refused after a restart and by other instances (set one: roster keys generate)");
+        }
         let pool = build_pool(&settings)?;
         // Fail now, with a clear message, if the database or DATABASE_ROLE is wrong; say so if
         // the login is more powerful than the API needs.
@@ -141,6 +146,7 @@ impl Application {
                 // Outermost: it sees every response, the rewritten 405s included.
                 .wrap(default_headers())
                 .app_data(verifier.clone())
+                .app_data(ring.clone())
                 .app_data(shared.clone())
                 .app_data(web::PayloadConfig::new(body_limit))
                 .app_data(BodyLimit(body_limit))

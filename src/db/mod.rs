@@ -33,6 +33,7 @@ pub mod organizations;
 pub mod permissions;
 pub mod resources;
 pub mod roles;
+pub mod tokens;
 
 use std::fmt::Write as _;
 use std::sync::Arc;

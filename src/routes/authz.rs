@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{Caller, Principal};
+use crate::auth::{Caller, Principal, Scoped, TokenScope};
 use crate::db::authz::{self as db, Explanation, Subject};
 use crate::domain::{MembershipStatus, Page, PageParams, Paginated, Resource, RoleKey};
 use crate::error::{ApiError, ErrorBody};
@@ -117,7 +117,7 @@ pub struct CheckResult {
     ),
     security(("bearer" = [])))]
 pub async fn check(
-    principal: Principal,
+    Scoped { principal, scope }: Scoped,
     state: web::Data<AppState>,
     body: Json<CheckRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -140,6 +140,7 @@ pub async fn check(
                     &format!("checks[{i}].resource_id"),
                 ),
             )?;
+            TokenScope::require(scope, c.organization_id)?;
             Ok(reads::Check {
                 organization: c.organization_id,
                 permission: &c.permission,
@@ -199,10 +200,11 @@ fn subject_of(
     ),
     security(("bearer" = [])))]
 pub async fn explain(
-    principal: Principal,
+    Scoped { principal, scope }: Scoped,
     state: web::Data<AppState>,
     body: Json<ExplainRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    TokenScope::require(scope, body.organization_id)?;
     let (subject, asker, tenant) = subject_of(&principal, body.user_id, "user_id")?;
     let resource = Resource::parse_pair(
         body.resource_type.as_deref(),

@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
 use crate::error::ErrorBody;
 use crate::routes::{
     audit, authz, domains, grants, groups, health, invitations, members, organizations,
-    permissions, resources, roles,
+    permissions, resources, roles, tokens,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -103,6 +103,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         grants::grant_role,
         grants::get_grant,
         grants::revoke_grant,
+        tokens::exchange,
+        tokens::switch,
+        tokens::introspect,
+        tokens::jwks,
         health::healthz,
         health::readyz,
         health::metrics,

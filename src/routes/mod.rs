@@ -14,6 +14,7 @@ pub mod organizations;
 pub mod permissions;
 pub mod resources;
 pub mod roles;
+pub mod tokens;
 
 use actix_web::web;
 
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(permissions::configure)
         .configure(resources::configure)
         .configure(groups::configure)
-        .configure(grants::configure);
+        .configure(grants::configure)
+        .configure(tokens::configure);
 }
 
 /// `web::resource(pattern)`, named after its pattern: the metrics middleware labels requests

@@ -25,3 +25,4 @@ mod rs256;
 mod seats;
 mod shutdown;
 mod timeouts;
+mod tokens;

@@ -60,7 +60,7 @@ KyncdI/f0eoCz/K6C53jeEYn
 ";
 
 /// TEST ONLY: an unrelated RSA key, standing for an attacker's.
-const TEST_ONLY_OTHER_PRIVATE_KEY_PEM: &str = "\
+pub(crate) const TEST_ONLY_OTHER_PRIVATE_KEY_PEM: &str = "\
 -----BEGIN PRIVATE KEY-----
 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCkprSSpYOjkyw6
 iNBlX6QXCe7aANDSq11jHvCLTRlwiIgehH/pR2OLnX1tH9YfiOu0Ug8iCqUo5YhV
