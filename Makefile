@@ -30,13 +30,19 @@ run: export CACHE_KEY ?= $(shell head -c 32 /dev/urandom | base64)
 run: export BIND_ADDR ?= 127.0.0.1:8080
 
 # The API serves through a login of its own, a member of roster_app only (README, "Database
-# logins"): DATABASE_APP_URL if set, else .ci/ensure-app-login.sh creates roster_api.
+# logins"): DATABASE_APP_URL if set, else .ci/ensure-app-login.sh creates roster_api. Access
+# tokens are signed with TOKEN_SIGNING_KEY if set, else a development key kept in target/.
 run: db redis ## Migrate, seed a demo tenant if empty, create the API's login, print a curl line, and serve on BIND_ADDR
 	cargo build --release --quiet
 	./target/release/roster demo
 	if [ -z "$${DATABASE_APP_URL:-}" ]; then \
 		DATABASE_APP_URL=$$(bash .ci/ensure-app-login.sh) || exit 1; \
 		export DATABASE_APP_URL; \
+	fi; \
+	if [ -z "$${TOKEN_SIGNING_KEY:-}" ]; then \
+		[ -s target/dev-token-signing-key.pem ] || \
+			(umask 077 && ./target/release/roster keys generate > target/dev-token-signing-key.pem); \
+		export TOKEN_SIGNING_KEY=target/dev-token-signing-key.pem; \
 	fi; \
 	exec ./target/release/roster serve
 

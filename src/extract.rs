@@ -1,15 +1,139 @@
-//! The body extractors: `Json`, actix's `web::Json` but with errors that name the field at fault
-//! (`user_id: UUID parsing failed ...`) and come in the API's error shape.
+//! What handlers extract from a request besides the path and query: the caller (`Caller`,
+//! `Principal`, `Scoped`: the bearer token verified, and a Roster access token checked to be
+//! current), and the body (`Json`, actix's `web::Json` but with errors that name the field at
+//! fault, `user_id: UUID parsing failed ...`, in the API's error shape; `RawBody` for forms).
 
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
 
 use actix_web::error::PayloadError;
+use actix_web::http::header;
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use serde::de::{DeserializeOwned, IgnoredAny};
+use uuid::Uuid;
 
+use crate::auth::{Caller, JwtVerifier, Principal, Scoped, TokenScope};
 use crate::error::ApiError;
+use crate::reads;
+use crate::state::AppState;
+use crate::tokens::{authorization_version, KeyRing};
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Authenticating<Caller>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            match authenticate(&request).await?.0 {
+                Principal::User(user_id) => Ok(Caller { user_id }),
+                Principal::Service { .. } => Err(ApiError::service_refused(
+                    request.method().as_str(),
+                    request.match_pattern().as_deref().unwrap_or(request.path()),
+                )),
+            }
+        })
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Authenticating<Principal>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move { Ok(authenticate(&request).await?.0) })
+    }
+}
+
+/// Authentication of a request: immediate for identity and service tokens, one cached
+/// lookup for Roster's access tokens (whether they are still current).
+pub type Authenticating<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl FromRequest for Scoped {
+    type Error = ApiError;
+    type Future = Authenticating<Scoped>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let request = request.clone();
+        Box::pin(async move {
+            let (principal, scope) = authenticate(&request).await?;
+            Ok(Scoped { principal, scope })
+        })
+    }
+}
+
+/// The bearer token of a request.
+pub fn bearer(request: &HttpRequest) -> Result<&str, ApiError> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::NoCredentials)?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthenticated {
+            reason: "expected Authorization: Bearer <token>",
+            message: "expected Authorization: Bearer <token>".into(),
+        })
+}
+
+async fn authenticate(request: &HttpRequest) -> Result<(Principal, Option<TokenScope>), ApiError> {
+    let token = bearer(request)?;
+    let ring = request.app_data::<web::Data<KeyRing>>();
+    if let Some(ring) = ring {
+        if jsonwebtoken::decode_header(token).is_ok_and(|header| ring.recognises(&header)) {
+            return current_access_token(request, ring, token).await;
+        }
+    }
+    let verifier = request
+        .app_data::<web::Data<JwtVerifier>>()
+        .ok_or_else(|| ApiError::Internal("JwtVerifier is not registered".into()))?;
+    Ok((verifier.verify(token)?, None))
+}
+
+/// The user of a Roster access token that is valid, scoped to the path's organization (when
+/// the path names one) and current: its `av` is the authorization version of its user and
+/// organization now (401 `token_stale` otherwise). Asked of the cache: no database round trip
+/// when warm.
+async fn current_access_token(
+    request: &HttpRequest,
+    ring: &KeyRing,
+    token: &str,
+) -> Result<(Principal, Option<TokenScope>), ApiError> {
+    let leeway = request
+        .app_data::<web::Data<JwtVerifier>>()
+        .map_or(5, |verifier| verifier.leeway());
+    let claims = ring
+        .verify(token, jsonwebtoken::get_current_timestamp(), leeway)
+        .map_err(ApiError::invalid_token)?;
+    let scope = TokenScope {
+        organization: claims.org_id,
+        expires: claims.exp,
+    };
+    if let Some(org) = request
+        .match_info()
+        .get("org_id")
+        .and_then(|org| Uuid::parse_str(org).ok())
+    {
+        TokenScope::require(Some(scope), org)?;
+    }
+    let state = request
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
+    let access = reads::access(state, claims.sub, claims.org_id.unwrap_or(Uuid::nil())).await?;
+    if access.identity.tenant_id != Some(claims.tid) || authorization_version(&access) > claims.av {
+        return Err(ApiError::TokenStale);
+    }
+    Ok((Principal::User(claims.sub), Some(scope)))
+}
 
 /// The body size limit, for messages: registered next to the `web::PayloadConfig` that
 /// enforces it.
