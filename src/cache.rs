@@ -464,19 +464,8 @@ impl Cache {
                 false => shared_values.next().flatten(),
             })
             .collect();
-        {
-            let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
-            let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-            for (value, key) in values.iter_mut().zip(keys).filter(|(v, _)| v.is_none()) {
-                let now = SystemTime::now();
-                *value = local.get(&key.name).and_then(|entry| {
-                    let fresh = entry.generation == generation
-                        && entry.deps.tenant == key.tenant
-                        && entry.until.is_none_or(|until| now < until)
-                        && entry.deps.fresh_items(&minimums);
-                    fresh.then(|| entry.payload.clone())
-                });
-            }
+        for (value, key) in values.iter_mut().zip(keys).filter(|(v, _)| v.is_none()) {
+            *value = self.recall_at(key, generation);
         }
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;
         self.metrics.cache_hits.inc_by(hits);
@@ -486,6 +475,43 @@ impl Cache {
             values,
             started,
             generation: Some(generation),
+        }
+    }
+
+    /// A fresh entry of the in-process store, without asking Redis: for what one caller asks
+    /// on each of its requests (an access token's check), kept there with [`Cache::local_lookup`]
+    /// and `store`, exactly as fresh as the Redis entry it copies.
+    pub fn recall(&self, key: &Key) -> Option<Vec<u8>> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        self.recall_at(key, self.local_generation.load(Ordering::Acquire))
+    }
+
+    fn recall_at(&self, key: &Key, generation: u64) -> Option<Vec<u8>> {
+        let now = SystemTime::now();
+        let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
+        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        local.get(&key.name).and_then(|entry| {
+            let fresh = entry.generation == generation
+                && entry.deps.tenant == key.tenant
+                && entry.until.is_none_or(|until| now < until)
+                && entry.deps.fresh_items(&minimums);
+            fresh.then(|| entry.payload.clone())
+        })
+    }
+
+    /// What a read that will `store` only in this process must be made after (its start and
+    /// the store's generation), in place of a Redis lookup.
+    pub fn local_lookup(&self) -> Lookup {
+        Lookup {
+            epoch: None,
+            values: Vec::new(),
+            started: Instant::now(),
+            generation: self
+                .listening
+                .load(Ordering::Acquire)
+                .then(|| self.local_generation.load(Ordering::Acquire)),
         }
     }
 
@@ -567,12 +593,15 @@ impl Cache {
             let mut store = self.local.lock().unwrap_or_else(|e| e.into_inner());
             // A generation bumped since the lookup may have voided what was read.
             if generation == self.local_generation.load(Ordering::Acquire) {
+                // No longer than a Redis entry: minimums are kept only as long as entries
+                // written before them can live (`raise_one`).
+                let end = SystemTime::now() + Duration::from_secs(self.ttl_seconds);
                 for fill in local {
                     let entry = LocalEntry {
                         generation,
                         deps: fill.deps,
                         payload: fill.payload,
-                        until: fill.until,
+                        until: Some(fill.until.map_or(end, |until| until.min(end))),
                     };
                     store.put(fill.key.name, entry);
                 }

@@ -128,7 +128,8 @@ async fn current_access_token(
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
-    let access = reads::access(state, claims.sub, claims.org_id.unwrap_or(Uuid::nil())).await?;
+    let access =
+        reads::current_access(state, claims.sub, claims.org_id.unwrap_or(Uuid::nil())).await?;
     if access.identity.tenant_id != Some(claims.tid) || authorization_version(&access) > claims.av {
         return Err(ApiError::TokenStale);
     }

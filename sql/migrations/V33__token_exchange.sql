@@ -3,7 +3,7 @@
    user's last active organization next time. That write is bookkeeping, not a change of
    access: it bumps no version (V23's trigger lists the columns that do), keeps updated_at, and
    writes no audit event, or every sign-in would make the organization's other tokens stale and
-   fill the trail. */
+   fill the trail. (Anyone else's update of last_active_at, a DBA's say, is still audited.) */
 
 create function roster._only_activity_changed(
   p_old roster.organization_memberships,
@@ -47,7 +47,8 @@ begin
     v_action := 'membership.created';
   elsif tg_op = 'DELETE' then
     v_action := 'membership.purged';
-  elsif roster._only_activity_changed(old, new) then
+  elsif roster._only_activity_changed(old, new)
+        and current_setting('roster.activity_report', true) = 'exchange' then
     return null;
   elsif old.deleted_at is null and new.deleted_at is not null then
     v_action := 'membership.removed';
@@ -63,7 +64,7 @@ begin
 end
 $$;
 comment on function roster.tg_organization_memberships__audit() is
-  'Trigger: records membership changes in roster.audit_events (a last_active_at report alone is not one).';
+  'Trigger: records membership changes in roster.audit_events (not the last_active_at that roster.exchange_token records).';
 
 /* The organization an access token is for. With p_org_id: that one, which the user must be
    able to see (RNFND otherwise, as everywhere). Without: the user's last active organization
@@ -73,6 +74,7 @@ create function roster.exchange_token(p_user_id uuid, p_org_id uuid default null
   returns table (tenant_id uuid, organization_id uuid, organization_name text, choices jsonb)
   language plpgsql volatile security definer
   set search_path = pg_catalog, pg_temp
+  set roster.activity_report = 'exchange' -- its last_active_at is no audit event (for this call only)
 as $$
 declare
   v_access roster.access := roster._access(p_user_id, p_org_id);

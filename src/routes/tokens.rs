@@ -421,7 +421,7 @@ fn may_know(principal: &Principal, claims: &AccessClaims) -> bool {
 /// The claims, if their authorization version is still the current one.
 async fn current(state: &AppState, claims: AccessClaims) -> Result<Option<AccessClaims>, ApiError> {
     let org = claims.org_id.unwrap_or(Uuid::nil());
-    match reads::access(state, claims.sub, org).await {
+    match reads::current_access(state, claims.sub, org).await {
         Ok(access) => Ok((access.identity.tenant_id == Some(claims.tid)
             && authorization_version(&access) <= claims.av)
             .then_some(claims)),

@@ -19,6 +19,11 @@ use crate::helpers::{
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
+type Params = Vec<(&'static str, String)>;
+
+/// (what, the form, status, OAuth error, Roster's code).
+type Case<'a> = (&'a str, Params, u16, &'a str, &'a str);
+
 /// The exchange's form parameters for `subject`, and `organization_id` when given.
 fn form(subject: &str, org: Option<Uuid>) -> Vec<(&'static str, String)> {
     let mut params = vec![
@@ -323,7 +328,7 @@ async fn json_bodies_are_accepted_and_bad_requests_are_oauth_errors() {
     let elsewhere = app.create_tenant("globex").await;
     let foreigner = app.user_in(elsewhere, "fred", false).await;
     let foreign_org = app.new_org(&foreigner, "globex-org").await;
-    let cases: Vec<(&str, Vec<(&'static str, String)>, u16, &str, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "no grant_type",
             without("grant_type"),
