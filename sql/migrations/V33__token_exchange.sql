@@ -112,9 +112,11 @@ begin
     raise exception using errcode = 'RNFND',
       message = format('organization %s not found', v_org);
   end if;
+  -- A second exchange in one transaction (the same now()) writes nothing.
   update roster.organization_memberships m set last_active_at = now()
    where m.tenant_id = v_access.tenant_id and m.organization_id = v_org
-     and m.user_id = p_user_id and m.deleted_at is null;
+     and m.user_id = p_user_id and m.deleted_at is null
+     and m.last_active_at is distinct from now();
   return query
   select v_access.tenant_id, o.id, o.name, null::jsonb
     from roster.organizations o

@@ -21,3 +21,4 @@ mod redis_trouble;
 mod resources;
 mod roles;
 mod round_trips;
+mod tokens;

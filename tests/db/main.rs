@@ -16,6 +16,7 @@ mod roles;
 mod seats;
 mod security;
 mod support;
+mod tokens;
 mod validation;
 
 #[tokio::test]

@@ -26,6 +26,7 @@ const APP_FUNCTIONS: &[&str] = &[
     "delete_organization",
     "delete_role",
     "effective_permissions",
+    "exchange_token",
     "explain_access",
     "find_organizations_by_domain",
     "get_grant",
