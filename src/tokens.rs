@@ -4,6 +4,8 @@
 //! `av` claim against the current versions (`auth`), so a revoked grant is refused at once.
 
 use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -15,6 +17,9 @@ use crate::settings::SettingsError;
 
 /// `typ` of Roster's access tokens (RFC 9068), which tells them from identity tokens.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+/// Access tokens remembered as verified (`KeyRing::verify`).
+const VERIFIED_TOKENS: usize = 10_000;
 
 /// At most this many permission names in `org_permissions`: past it the claim is cut (and
 /// `org_permissions_truncated` set), so that a token stays small enough for a header.
@@ -187,6 +192,11 @@ pub struct KeyRing {
     pub ttl_seconds: u64,
     /// With the process's own generated key (no TOKEN_SIGNING_KEY).
     pub ephemeral: bool,
+    /// Tokens whose signature and claims verified, by their whole text: a client sends the
+    /// same token on every request, and an Ed25519 verification costs about as much CPU as
+    /// the rest of a cached request. The keys never change in a process, so the same text
+    /// verifies the same way; only the time claims are checked again.
+    verified: Mutex<lru::LruCache<Box<str>, Arc<AccessClaims>>>,
 }
 
 impl KeyRing {
@@ -265,6 +275,9 @@ impl KeyRing {
             audience: settings.audience.clone(),
             ttl_seconds: settings.ttl_seconds,
             ephemeral,
+            verified: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(VERIFIED_TOKENS).expect("not zero"),
+            )),
         })
     }
 
@@ -294,7 +307,36 @@ impl KeyRing {
     /// The claims of a valid access token (signature under the key its `kid` names, that
     /// key's algorithm, `typ`, issuer, audience), not expired at `now` (with `leeway`). Why
     /// not, as a fixed text.
-    pub fn verify(&self, token: &str, now: u64, leeway: u64) -> Result<AccessClaims, &'static str> {
+    pub fn verify(
+        &self,
+        token: &str,
+        now: u64,
+        leeway: u64,
+    ) -> Result<Arc<AccessClaims>, &'static str> {
+        let known = self.remembered().get(token).cloned();
+        let claims = match known {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signed(token)?);
+                self.remembered().put(token.into(), claims.clone());
+                claims
+            }
+        };
+        if claims.exp + leeway < now {
+            return Err("token expired");
+        }
+        if claims.iat > now + leeway {
+            return Err("issued in the future");
+        }
+        Ok(claims)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Box<str>, Arc<AccessClaims>>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The signature, header and audience checks of `verify`, whatever the time.
+    fn verify_signed(&self, token: &str) -> Result<AccessClaims, &'static str> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
         let key = header
             .kid
@@ -321,21 +363,14 @@ impl KeyRing {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_exp = false;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation).map_err(
-            |e| match e.kind() {
+        jsonwebtoken::decode::<AccessClaims>(token, &key.key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => "bad signature",
                 jsonwebtoken::errors::ErrorKind::InvalidIssuer => "wrong issuer",
                 jsonwebtoken::errors::ErrorKind::InvalidAudience => "wrong audience",
                 _ => "malformed token",
-            },
-        )?;
-        if data.claims.exp + leeway < now {
-            return Err("token expired");
-        }
-        if data.claims.iat > now + leeway {
-            return Err("issued in the future");
-        }
-        Ok(data.claims)
+            })
     }
 }
 
@@ -427,7 +462,9 @@ mod tests {
         assert_eq!(MAX_PERMISSION_CLAIMS, claims.org_permissions.len());
         assert!(claims.org_permissions_truncated);
         let token = old_ring.sign(&claims).unwrap();
-        assert_eq!(Ok(claims.clone()), old_ring.verify(&token, 1_000, 5));
+        assert_eq!(Ok(&claims), old_ring.verify(&token, 1_000, 5).as_deref());
+        assert_eq!(Err("token expired"), old_ring.verify(&token, 1_906, 5));
+        // Remembered as verified: the time claims are still checked.
         assert_eq!(Err("token expired"), old_ring.verify(&token, 1_906, 5));
 
         let rotated = KeyRing::new(&TokenSettings {
@@ -437,7 +474,7 @@ mod tests {
         })
         .unwrap();
         assert_ne!(rotated.current_kid(), old_ring.current_kid());
-        assert_eq!(Ok(claims), rotated.verify(&token, 1_000, 5));
+        assert_eq!(Ok(&claims), rotated.verify(&token, 1_000, 5).as_deref());
         let jwks: serde_json::Value = serde_json::from_str(rotated.jwks()).unwrap();
         assert_eq!(2, jwks["keys"].as_array().unwrap().len());
         assert!(

@@ -395,7 +395,7 @@ pub async fn introspect(
         .ok_or_else(|| ApiError::BadRequest("token: required".into()))?;
     let now = jsonwebtoken::get_current_timestamp();
     let claims = match ring.verify(&token, now, verifier.leeway()) {
-        Ok(claims) if may_know(&principal, &claims) => Some(claims),
+        Ok(claims) if may_know(&principal, &claims) => Some((*claims).clone()),
         _ => None,
     };
     let claims = match claims {
