@@ -480,6 +480,7 @@ mod tests {
             ApiError::BadRequest("x".into()),
             ApiError::NoCredentials,
             ApiError::invalid_token("bad signature"),
+            ApiError::TokenStale,
             ApiError::MethodNotAllowed("x".into()),
             ApiError::PayloadTooLarge("x".into()),
             ApiError::Invalid("x".into()),

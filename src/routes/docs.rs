@@ -131,7 +131,8 @@ impl Modify for BearerAuth {
 
 /// Adds the responses every operation of a kind can give (see the module comment). A status
 /// the handler already declares keeps the handler's description; it gets the error body if it
-/// had none.
+/// had none. The error body is `ErrorBody`, or the one the handler's own 400 names (the OAuth
+/// shape of `POST /auth/token`).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -139,8 +140,9 @@ impl Modify for CommonResponses {
         for item in openapi.paths.paths.values_mut() {
             for operation in operations(item) {
                 let has = Has::of(operation);
+                let body = error_body_of(operation);
                 for (status, description) in common_responses(has) {
-                    add_error(operation, status, &description);
+                    add_error(operation, status, &description, &body);
                 }
                 if let Some(RefOr::T(unauthenticated)) =
                     operation.responses.responses.get_mut("401")
@@ -259,8 +261,29 @@ fn common_responses(has: Has) -> Vec<(u16, String)> {
     responses
 }
 
+/// The schema of the operation's declared 400, or `ErrorBody`.
+fn error_body_of(operation: &Operation) -> String {
+    let declared = match operation.responses.responses.get("400") {
+        Some(RefOr::T(response)) => response.content.get("application/json"),
+        _ => None,
+    };
+    let schema = declared.and_then(|content| match content {
+        RefOr::T(content) => content.schema.as_ref(),
+        RefOr::Ref(_) => None,
+    });
+    match schema {
+        Some(RefOr::Ref(schema)) => schema
+            .ref_location
+            .rsplit('/')
+            .next()
+            .unwrap_or("ErrorBody")
+            .to_owned(),
+        _ => "ErrorBody".to_owned(),
+    }
+}
+
 /// Declares `status` with the error body, keeping a description the handler gave.
-fn add_error(operation: &mut Operation, status: u16, description: &str) {
+fn add_error(operation: &mut Operation, status: u16, description: &str, body: &str) {
     let responses = &mut operation.responses.responses;
     let entry = responses
         .entry(status.to_string())
@@ -272,7 +295,7 @@ fn add_error(operation: &mut Operation, status: u16, description: &str) {
         if response.content.is_empty() {
             response.content.insert(
                 "application/json".into(),
-                Content::new(Some(Ref::from_schema_name("ErrorBody"))).into(),
+                Content::new(Some(Ref::from_schema_name(body))).into(),
             );
         }
     }

@@ -35,14 +35,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ExchangeRequest {
     /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(value_type = String, required = true)]
     pub grant_type: Option<String>,
     /// An identity token: the identity provider's (RS256) or a development token (HS256).
+    #[schema(value_type = String, required = true)]
     pub subject_token: Option<String>,
     /// `urn:ietf:params:oauth:token-type:jwt`.
+    #[schema(value_type = String, required = true)]
     pub subject_token_type: Option<String>,
     /// The organization the token is for; absent: the last active one, else the only one,
     /// else none (an unscoped token and the organizations to choose from).
-    #[schema(format = "uuid")]
+    #[schema(value_type = String, format = Uuid, required = false)]
     pub organization_id: Option<String>,
 }
 
@@ -129,6 +132,7 @@ impl From<ApiError> for OAuthError {
         let status = error.status_code();
         let (status, oauth) = match status.as_u16() {
             401 => (StatusCode::BAD_REQUEST, "invalid_grant"),
+            413 => (status, "invalid_request"),
             404 => (status, "invalid_target"),
             503 => (status, "temporarily_unavailable"),
             500..=599 => (status, "server_error"),
@@ -216,6 +220,7 @@ fn parameters<T: serde::de::DeserializeOwned + Default>(
             does not exist).", body = OAuthErrorBody),
         (status = 404, description = "`invalid_target`: the organization does not exist or the \
             user may not see it.", body = OAuthErrorBody),
+        (status = 413, description = "`invalid_request`: the body is over `BODY_LIMIT_BYTES`.", body = OAuthErrorBody),
         (status = 503, description = "`temporarily_unavailable`.", body = OAuthErrorBody),
     ))]
 pub async fn exchange(
@@ -223,8 +228,9 @@ pub async fn exchange(
     state: web::Data<AppState>,
     ring: web::Data<KeyRing>,
     verifier: web::Data<JwtVerifier>,
-    RawBody(body): RawBody,
+    body: Result<RawBody, ApiError>,
 ) -> Result<HttpResponse, OAuthError> {
+    let RawBody(body) = body?;
     let params: ExchangeRequest =
         parameters(&request, &body).map_err(OAuthError::invalid_request)?;
     let required = |value: Option<String>, name: &str| {
@@ -352,8 +358,10 @@ async fn issue(
 /// `POST /auth/introspect`, as a form or JSON.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct IntrospectRequest {
+    #[schema(value_type = String, required = true, min_length = 1)]
     pub token: Option<String>,
     /// Ignored: only Roster's access tokens are introspected.
+    #[schema(value_type = String, required = false)]
     pub token_type_hint: Option<String>,
 }
 
