@@ -4,9 +4,12 @@
 #   1. openapi-spec-validator: the served document is valid OpenAPI 3.1;
 #   2. openapi-python-client: a stock generator makes a client from it, and that client drives
 #      the server (.ci/openapi/client_smoke.py);
-#   3. schemathesis: generated requests, valid and invalid, get only documented statuses,
+#   3. PyJWT, a JWT library not ours, verifies an access token of POST /auth/token with
+#      nothing but GET /.well-known/jwks.json, and refuses it with a signature byte changed
+#      (.ci/openapi/jwks_check.py);
+#   4. schemathesis: generated requests, valid and invalid, get only documented statuses,
 #      content types, headers and bodies, and never a 5xx;
-#   4. headless Chromium renders GET /docs, offline (.ci/openapi/check_page.py).
+#   5. headless Chromium renders GET /docs, offline (.ci/openapi/check_page.py).
 # The server is the debug `roster` binary on a fresh database (dropped at exit) with the demo
 # data, a tenant admin's token, and Redis when it answers. The tools live in a private venv
 # (target/openapi-check/venv, pinned by .ci/openapi/requirements.txt), installed once; Chromium
@@ -64,6 +67,11 @@ export DATABASE_URL=$base/$database
 export JWT_SECRET=roster-openapi-check-secret-0123456789abcdef
 export BIND_ADDR=127.0.0.1:0
 export RUST_LOG=${RUST_LOG:-warn,roster=info}
+# Access tokens: a signing key from a file (as in production, not the ephemeral one), and an
+# issuer and an audience other than the defaults, which the JWKS check requires of the token.
+"$ROSTER" keys generate >"$WORK/token-signing-key.pem"
+export TOKEN_SIGNING_KEY=$WORK/token-signing-key.pem TOKEN_SIGNING_ALG=EdDSA \
+    TOKEN_ISSUER=https://roster.openapi-check.test TOKEN_AUDIENCE=roster-openapi-check
 if tcp_open 127.0.0.1 6379; then
     # CACHE_KEY is required with REDIS_URL (it authenticates the cache's entries).
     export REDIS_URL=redis://127.0.0.1:6379 CACHE_NAMESPACE=roster-openapi-check-$$ \
@@ -86,7 +94,17 @@ eval "$(grep -o 'export ADA=.*' "$WORK/demo.txt")"
 admin=$(psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qAtc \
     "select roster.create_user(id, 'tess@demo.test', 'Tess (tenant admin)', true) from roster.tenants where slug = 'demo'")
 TOKEN=$("$ROSTER" token --user "$admin" --ttl 3600)
+# A plain user of its own for the JWKS check, which makes it an organization to own.
+jwks_user=$(psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qAtc \
+    "select roster.create_user(id, 'pyjwt@demo.test', 'PyJWT check', false) from roster.tenants where slug = 'demo'")
+JWKS_USER_TOKEN=$("$ROSTER" token --user "$jwks_user" --ttl 600)
 export ROSTER_CHECK_USERS=$GRACE,$LINUS,$BARBARA,$ADA ROSTER_CHECK_ORG=$ORG
+# Identity tokens for the fuzzed POST /auth/token (hooks.py): the admin's and two members'.
+ROSTER_CHECK_SUBJECT_TOKENS=$TOKEN
+for user in "$ADA" "$GRACE"; do
+    ROSTER_CHECK_SUBJECT_TOKENS+=,$("$ROSTER" token --user "$user" --ttl 3600)
+done
+export ROSTER_CHECK_SUBJECT_TOKENS
 
 "$ROSTER" serve >"$WORK/server.log" 2>&1 &
 server_pid=$!
@@ -106,6 +124,15 @@ ORIGIN=http://127.0.0.1:$port
 "$VENV/bin/python" -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1]).read())' \
     "$ORIGIN/openapi.json" "$WORK/openapi.json"
 log "server on $ORIGIN, database $database, document saved as $WORK/openapi.json"
+# The admin's access token for ORG, which the fuzzed POST /auth/introspect asks about (hooks.py).
+ROSTER_CHECK_ACCESS_TOKEN=$("$VENV/bin/python" -c '
+import json, sys, urllib.parse, urllib.request
+form = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": sys.argv[2],
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt", "organization_id": sys.argv[3]}
+answer = urllib.request.urlopen(sys.argv[1] + "/auth/token", urllib.parse.urlencode(form).encode())
+print(json.load(answer)["access_token"])' "$ORIGIN" "$TOKEN" "$ORG") \
+    || { log "POST /auth/token did not issue the admin an access token"; exit 1; }
+export ROSTER_CHECK_ACCESS_TOKEN
 
 # ---- The checks -----------------------------------------------------------------------------
 validate() { openapi-spec-validator "$WORK/openapi.json"; }
@@ -124,7 +151,7 @@ fuzz() {
     # text cannot hold it and the server refuses it with 422 naming the field (tested in
     # tests/api/errors.rs), which schemathesis would count as a valid request rejected.
     # A bound on the whole run, should the server stop answering.
-    (cd "$WORK" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$REPO/.ci/openapi" timeout 900 \
+    (cd "$WORK" && SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$REPO/.ci/openapi" PYTHONDONTWRITEBYTECODE=1 timeout 900 \
         schemathesis --config-file "$REPO/.ci/openapi/schemathesis.toml" run "$ORIGIN/openapi.json" \
         --header "Authorization: Bearer $TOKEN" \
         --checks all \
@@ -135,6 +162,8 @@ fuzz() {
         --report junit --report-dir "$WORK/schemathesis" \
         --no-color)
 }
+
+verify_with_jwks() { python .ci/openapi/jwks_check.py "$ORIGIN" "$JWKS_USER_TOKEN"; }
 
 render_docs() {
     local profile
@@ -155,6 +184,7 @@ render_docs() {
 
 step "openapi-spec-validator: the document is valid OpenAPI" validate
 step "openapi-python-client: generate a client and drive the server with it" generate_client
+step "pyjwt: verify an access token with the JWKS alone" verify_with_jwks
 step "schemathesis: $EXAMPLES examples per operation and phase, seed $SEED" fuzz
 step "chromium: render /docs offline" render_docs
 

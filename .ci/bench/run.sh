@@ -11,7 +11,8 @@
 #   BENCH_CONNECTIONS=64  BENCH_THREADS=2 (wrk)  BENCH_TIMEOUT=5 (wrk's per-request timeout, s)
 #   BENCH_USERS=1000      BENCH_ORGS=200 (20 members each)
 #   BENCH_CACHE="off on"  which servers to run
-#   BENCH_SCENARIOS="s1 s2 s3 s5 s5b s6 s6b s7 s8 s9 s4 s10"   (s4 and s10 write: last)
+#   BENCH_SCENARIOS="s1 s12 s2 s3 s5 s5b s6 s6b s7 s8 s9 s11 s4 s10"   (s11, s4 and s10 write:
+#                         last; s12 right after s1, which it is compared with)
 #   BENCH_MODELS=100      models per organization (S8)   BENCH_BIG=10000  models S9 lists
 #   BENCH_S9_CONNECTIONS=2  S9 is a latency figure: one connection per core, not 64
 #   BENCH_PORT=18181      the cache-off server; the cache-on one uses BENCH_PORT+1
@@ -19,6 +20,8 @@
 #                         (default: DATABASE_URL without its database name, when set)
 #   BENCH_REDIS_URL=redis://127.0.0.1:6379
 #   BENCH_BIN=target/release/roster       the server binary
+#   BENCH_ACCESS_TOKEN_TTL=7200  ACCESS_TOKEN_TTL_SECONDS of the servers (S12's access tokens,
+#                         exchanged just before S12, must outlive its warm-up and run)
 # Raw wrk output, server logs and data files go to target/bench/<timestamp>/.
 # Exit status 1 when any measured scenario had a non-2xx response or a socket error.
 set -euo pipefail
@@ -35,7 +38,7 @@ ORGS=${BENCH_ORGS:-200}
 PER_ORG=20
 BATCH=20
 CACHES=${BENCH_CACHE:-off on}
-SCENARIOS=${BENCH_SCENARIOS:-s1 s2 s3 s5 s5b s6 s6b s7 s8 s9 s4 s10}
+SCENARIOS=${BENCH_SCENARIOS:-s1 s12 s2 s3 s5 s5b s6 s6b s7 s8 s9 s11 s4 s10}
 MODELS=${BENCH_MODELS:-100}
 S9_CONNECTIONS=${BENCH_S9_CONNECTIONS:-2}
 BIG=${BENCH_BIG:-10000}
@@ -46,15 +49,18 @@ DEFAULT_PG_URL=postgres://postgres@127.0.0.1:5432
 PG_URL=${BENCH_PG_URL:-$DEFAULT_PG_URL}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 BIN=${BENCH_BIN:-target/release/roster}
+ACCESS_TOKEN_TTL=${BENCH_ACCESS_TOKEN_TTL:-7200}
 # Fixed, and only ever used for these throwaway databases.
 JWT_SECRET_BENCH=roster-bench-secret-not-for-production-7f3a9c1e
 OUT=target/bench/$(date +%Y%m%d-%H%M%S)
 LUA=.ci/bench/scenario.lua
 
-for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG S9_CONNECTIONS; do
+for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG S9_CONNECTIONS ACCESS_TOKEN_TTL; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { log "BENCH_$n must be a whole number, got '${!n}'"; exit 2; }
 done
 [ "$DURATION" -ge 1 ] || { log "BENCH_DURATION must be at least 1"; exit 2; }
+[ "$ACCESS_TOKEN_TTL" -ge $((WARMUP + DURATION + 60)) ] && [ "$ACCESS_TOKEN_TTL" -le 86400 ] \
+    || { log "BENCH_ACCESS_TOKEN_TTL must be from BENCH_WARMUP + BENCH_DURATION + 60 to 86400"; exit 2; }
 [ "$CONNECTIONS" -ge "$THREADS" ] && [ "$S9_CONNECTIONS" -ge "$THREADS" ] || { log "BENCH_CONNECTIONS and BENCH_S9_CONNECTIONS must be >= BENCH_THREADS"; exit 2; }
 # Users in BATCH organizations each, for the S5 batch: 50 for 200 organizations, 5 per organization.
 HEAVY_USERS=$(( ORGS / 4 > 0 ? ORGS / 4 : 1 ))
@@ -72,6 +78,8 @@ declare -A TITLE=(
     [s8]="S8 POST /authz/check, on a resource"
     [s9]="S9 GET .../resources (${S9_CONNECTIONS} connections)"
     [s10]="S10 add + remove group member"
+    [s11]="S11 POST /auth/token, organization_id given"
+    [s12]="S12 S1 with an access token (staleness)"
 )
 for s in $SCENARIOS; do
     [ -n "${TITLE[$s]:-}" ] || { log "unknown scenario '$s' in BENCH_SCENARIOS"; exit 2; }
@@ -118,8 +126,11 @@ start_server() { # cache port database_url
         log "127.0.0.1:$port is already in use: set BENCH_PORT"; exit 1
     fi
     # env -u: a REDIS_URL or JWT_* from the caller's environment must not leak in; the cache-off
-    # server must not see them, and the tokens must match this script's secret.
+    # server must not see them, and the tokens must match this script's secret. No TOKEN_*
+    # either: each server signs its access tokens with a key of its own, generated at start-up.
     env -u REDIS_URL -u JWT_PUBLIC_KEY -u JWT_ISSUER -u JWT_AUDIENCE -u BIND_ADDR \
+        -u TOKEN_SIGNING_KEY -u TOKEN_SIGNING_ALG -u TOKEN_PREVIOUS_KEYS -u TOKEN_ISSUER -u TOKEN_AUDIENCE \
+        ACCESS_TOKEN_TTL_SECONDS="$ACCESS_TOKEN_TTL" \
         DATABASE_URL="$url" BIND_ADDR="127.0.0.1:$port" JWT_SECRET="$JWT_SECRET_BENCH" \
         RUST_LOG=warn ${redis:+REDIS_URL="$redis"} CACHE_KEY=roster-bench-cache-key-0123456789abcdef \
         "$BIN" serve >"$OUT/server-$cache.log" 2>&1 &
@@ -257,6 +268,37 @@ probe_authz() { # port cache: the HTTP status of POST /authz/check
         "http://127.0.0.1:$1/authz/check" || true
 }
 
+# The first membership's user and organization, exchanged once with curl.
+probe_exchange() { # port cache: the HTTP status of POST /auth/token
+    local data=$OUT/data-$2.txt user org token org_id
+    read -r user org < <(awk '$1 == "M" { print $2, $3; exit }' "$data")
+    token=$(awk -v u="$user" '$1 == "U" && $2 == u { print $4; exit }' "$data")
+    org_id=$(awk -v o="$org" '$1 == "O" && $2 == o { print $3; exit }' "$data")
+    curl -s -m 5 -o "$OUT/exchange-probe-$2.json" -w '%{http_code}' -X POST \
+        --data-urlencode grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+        --data-urlencode subject_token_type=urn:ietf:params:oauth:token-type:jwt \
+        --data-urlencode "subject_token=$token" --data-urlencode "organization_id=$org_id" \
+        "http://127.0.0.1:$1/auth/token" || true
+}
+
+# S12's access tokens: one per membership, exchanged now (not at load time: S4 and S10 change
+# the organizations' access, which makes the tokens issued before stale).
+access_tokens() { # port cache
+    local t0 t1
+    t0=$(now)
+    python3 .ci/bench/access_tokens.py --data "$OUT/data-$2.txt" --origin "http://127.0.0.1:$1" \
+        2>"$OUT/access-tokens-$2.log" || return 1
+    t1=$(now)
+    NOTES+=("s12 (cache $2): $(grep -c '^A ' "$OUT/data-$2.txt") access tokens from POST /auth/token in $(elapsed "$t0" "$t1") s before the run (ACCESS_TOKEN_TTL_SECONDS=$ACCESS_TOKEN_TTL)")
+}
+
+not_run() { # scenario cache reason note [fails]
+    log "$1 (cache $2): skipped, $3"
+    printf '%s\t%s\t-\t-\t-\t-\tnot run: %s\n' "$1" "$2" "$3" >>"$RESULTS"
+    NOTES+=("$1 (cache $2): $4")
+    [ -z "${5:-}" ] || FAILED=1
+}
+
 run_scenario() { # cache port database scenario
     local cache=$1 port=$2 db=$3 s=$4 base=$OUT/$4-$1 before after rt c
     log "$s (cache $cache): ${TITLE[$s]}"
@@ -315,8 +357,24 @@ bench_server() { # cache
         || { log "roster migrate failed:"; tail -5 "$OUT/migrate-$cache.log" >&2; exit 1; }
     start_server "$cache" "$port" "$url"
     load_data "$cache" "$db"
-    local authz_status=
+    local authz_status= exchange_status=
     for s in $SCENARIOS; do
+        if [[ $s == s11 || $s == s12 ]]; then
+            [ -n "$exchange_status" ] || exchange_status=$(probe_exchange "$port" "$cache")
+            if [ "$exchange_status" = 404 ]; then
+                not_run "$s" "$cache" "HTTP 404" "POST /auth/token answered 404 (not served by this build), not run"
+                continue
+            elif [[ $exchange_status != 2?? ]]; then
+                not_run "$s" "$cache" "HTTP $exchange_status" \
+                    "POST /auth/token answered $exchange_status, not run: $(head -c 300 "$OUT/exchange-probe-$cache.json")" fail
+                continue
+            fi
+            if [ "$s" = s12 ] && ! access_tokens "$port" "$cache"; then
+                not_run "$s" "$cache" "no access tokens" \
+                    "the access tokens could not be had: $(tail -c 300 "$OUT/access-tokens-$cache.log")" fail
+                continue
+            fi
+        fi
         if [[ $s == s5* ]]; then
             [ -n "$authz_status" ] || authz_status=$(probe_authz "$port" "$cache")
             if [[ $authz_status != 2?? ]]; then
@@ -383,6 +441,14 @@ for s in $SCENARIOS; do
             table_row "${TITLE[$s]}" "$cache" "$rps" "$p50" "$p99" "$non2xx" "$rt"
         done <"$RESULTS"
     done
+done
+# S12 against S1, the same requests with an identity token: the cost of the staleness check.
+for cache in $CACHES; do
+    s1=$(awk -F'\t' -v c="$cache" '$1 == "s1" && $2 == c { print $3 }' "$RESULTS")
+    s12=$(awk -F'\t' -v c="$cache" '$1 == "s12" && $2 == c { print $3 }' "$RESULTS")
+    if [[ $s1 =~ ^[0-9.]+$ && $s12 =~ ^[0-9.]+$ ]] && awk -v a="$s1" 'BEGIN { exit !(a > 0) }'; then
+        NOTES+=("S12 vs S1 (cache $cache): $(awk -v a="$s1" -v b="$s12" 'BEGIN { printf "%.1f%% of S1'"'"'s req/s (%+.1f%%; target: within 10%%)", 100 * b / a, 100 * (b - a) / a }')")
+    fi
 done
 echo
 for note in "${LOAD_NOTES[@]}" "${NOTES[@]}"; do echo "- $note"; done

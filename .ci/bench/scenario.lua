@@ -20,6 +20,10 @@
 --           s9 GET /organizations/{id}/resources?...&limit=100, one user reaching 10,000 models
 --           s10 POST then DELETE /organizations/{org}/groups/s10/members[/{user}] as the owner,
 --              over (org, member) pairs, as s4 does for memberships
+--           s11 POST /auth/token (RFC 8693 exchange, a form, organization_id given) of the
+--              member's identity token, over memberships
+--           s12 s1's requests with the member's access token for the organization (the "A"
+--              lines access_tokens.py adds) instead of the identity token
 -- "probe" (used for the warm-up) also records the first failed response, printed by done().
 -- done() prints one machine-readable line for run.sh:
 --   BENCH requests=.. duration_us=.. rps=.. p50_us=.. p99_us=.. non2xx=.. connect=.. read=.. write=.. timeout=..
@@ -46,7 +50,7 @@ end
 local function load(path)
   local d = { users = {}, tokens = {}, orgs = {}, owner = {}, members = {}, listers = {},
               batches = {}, writes = {}, resource_checks = {}, group_writes = {}, s9 = nil,
-              service = nil }
+              service = nil, access = {} }
   local file = assert(io.open(path, "r"))
   for line in file:lines() do
     local f = split(line, " ")
@@ -73,6 +77,8 @@ local function load(path)
       d.s9 = { tonumber(f[2]), tonumber(f[3]) }
     elseif kind == "V" then
       d.service = f[2]
+    elseif kind == "A" then
+      d.access[#d.access + 1] = { tonumber(f[2]), tonumber(f[3]), f[4] }
     end
   end
   file:close()
@@ -80,14 +86,15 @@ local function load(path)
 end
 
 local host
-local function http(method, path, token, body)
+-- token nil: no Authorization header; content_type: the body's (default JSON).
+local function http(method, path, token, body, content_type)
   local lines = {
     method .. " " .. path .. " HTTP/1.1",
     "Host: " .. host,
-    "Authorization: Bearer " .. token,
   }
+  if token then lines[#lines + 1] = "Authorization: Bearer " .. token end
   if body then
-    lines[#lines + 1] = "Content-Type: application/json"
+    lines[#lines + 1] = "Content-Type: " .. (content_type or "application/json")
     lines[#lines + 1] = "Content-Length: " .. #body
   end
   lines[#lines + 1] = ""
@@ -103,6 +110,13 @@ local function check_body(d, orgs, permission, user)
                               permission or "organization:read", about)
   end
   return '{"checks":[' .. table.concat(checks, ",") .. "]}"
+end
+
+-- s11: the exchange's form (the token is base64url and dots: nothing to escape).
+local function exchange_body(d, user, org)
+  return "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange" ..
+         "&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt" ..
+         "&subject_token=" .. d.tokens[user] .. "&organization_id=" .. d.orgs[org]
 end
 
 -- Per-thread state.
@@ -133,7 +147,7 @@ function init(args)
   local nthreads = tonumber(args[3])
   probe = args[4] == "probe"
   if not scenario or not path or not nthreads then
-    error("usage: -- <s1|s2|s3|s4|s5|s5b|s6|s6b|s7|s8|s9|s10> <data file> <threads> [probe]")
+    error("usage: -- <s1|s2|s3|s4|s5|s5b|s6|s6b|s7|s8|s9|s10|s11|s12> <data file> <threads> [probe]")
   end
   host = wrk.headers["Host"]
   d = load(path)
@@ -179,6 +193,15 @@ function init(args)
     if d.s9 then
       add(http("GET", "/organizations/" .. d.orgs[d.s9[2]] ..
                "/resources?permission=model:update&resource_type=model&limit=100", d.tokens[d.s9[1]]))
+    end
+  elseif scenario == "s11" then
+    for _, m in ipairs(d.members) do
+      add(http("POST", "/auth/token", nil, exchange_body(d, m[1], m[2]),
+               "application/x-www-form-urlencoded"))
+    end
+  elseif scenario == "s12" then
+    for _, a in ipairs(d.access) do
+      add(http("GET", "/organizations/" .. d.orgs[a[2]], a[3]))
     end
   elseif scenario == "s4" or scenario == "s10" then
     -- Thread `id` of `nthreads` takes every nthreads-th pair: no two threads ever hold the same

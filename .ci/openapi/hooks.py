@@ -12,7 +12,16 @@ what a key looks like), so a name the tenant does not have is refused with 422 (
 `unknown_permission`), which schemathesis would take for a valid request refused. A well-formed
 `role` or `join_role` is therefore drawn from the tenant's roles (the built-in owner, admin,
 member), and a check's `permission` string from the built-in permissions; values of the wrong
-shape are left as generated. Nothing else is changed.
+shape are left as generated.
+
+A generated `subject_token` is never a signed identity token, so `POST /auth/token` would only
+ever answer invalid_grant: a well-formed (string) `subject_token` is, for most cases, replaced
+by one of the fixture's identity tokens (ROSTER_CHECK_SUBJECT_TOKENS, comma-separated), and a
+string `grant_type` and `subject_token_type` by the values the exchange takes, so that issuance
+itself (the organization chosen or refused, the claims signed) is reached; `POST /auth/introspect`
+likewise gets the fixture's access token (ROSTER_CHECK_ACCESS_TOKEN) for a string `token`, and
+`POST /auth/switch` the fixture's organization for a well-formed `organization_id`. Values of
+the wrong type are left as generated. Nothing else is changed.
 """
 import re
 
@@ -96,3 +105,47 @@ def known_permissions(context, case):
         ]
         case.body = {**case.body, "checks": known}
     return case
+
+
+SUBJECT_TOKENS = [t for t in os.environ.get("ROSTER_CHECK_SUBJECT_TOKENS", "").split(",") if t]
+ACCESS_TOKEN = os.environ.get("ROSTER_CHECK_ACCESS_TOKEN", "")
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+
+
+def _mostly(value, replacement):
+    """`replacement` for three strings in four (by `value`'s text), else `value` itself: the
+    refusals of generated values stay exercised, the acceptance is reached."""
+    if not isinstance(value, str) or not replacement:
+        return value
+    return value if sum(value.encode()) % 4 == 0 else replacement
+
+
+@schemathesis.hook("map_case").apply_to(operation_id="exchange")
+def exchange_with_identity_tokens(context, case):
+    if isinstance(case.body, dict):
+        body = dict(case.body)
+        if "subject_token" in body and SUBJECT_TOKENS:
+            token = body["subject_token"]
+            if isinstance(token, str):
+                body["subject_token"] = _mostly(token, SUBJECT_TOKENS[sum(token.encode()) % len(SUBJECT_TOKENS)])
+        for field, value in (("grant_type", TOKEN_EXCHANGE), ("subject_token_type", JWT_TOKEN_TYPE)):
+            if field in body:
+                body[field] = _mostly(body[field], value)
+        org = body.get("organization_id")
+        if ORGS and _is_uuid(org):
+            body["organization_id"] = _mostly(org, ORGS[0])
+        case.body = body
+    return case
+
+
+@schemathesis.hook("map_case").apply_to(operation_id="introspect")
+def introspect_an_access_token(context, case):
+    if isinstance(case.body, dict) and "token" in case.body:
+        case.body = {**case.body, "token": _mostly(case.body["token"], ACCESS_TOKEN)}
+    return case
+
+
+@schemathesis.hook("flatmap_body").apply_to(operation_id="switch")
+def switch_to_known_organization(context, body):
+    return _with_known(body, "organization_id", ORGS)
