@@ -314,6 +314,26 @@ impl Fill {
     }
 }
 
+/// What an access token's check needs of a user's access to an organization
+/// (`Cache::version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessVersion {
+    /// The user's tenant (None: no such user).
+    pub tenant: Option<Uuid>,
+    /// The user may act.
+    pub live: bool,
+    /// The sum of the tenant's, the user's and the organization's versions.
+    pub version: i64,
+}
+
+/// An entry of `Cache::versions`.
+struct VersionEntry {
+    generation: u64,
+    deps: Deps,
+    until: SystemTime,
+    value: AccessVersion,
+}
+
 /// An entry of the in-process store.
 struct LocalEntry {
     generation: u64,
@@ -352,6 +372,8 @@ pub struct Cache {
     redis_failing: AtomicBool,
     /// Refusals of strangers and catalogues, in this process only.
     local: Mutex<lru::LruCache<String, LocalEntry>>,
+    /// (user, organization) → its current authorization version, for access tokens' checks.
+    versions: Mutex<lru::LruCache<(Uuid, Uuid), VersionEntry>>,
     /// Bumped whenever the in-process store's entries may be stale (notifications missed,
     /// global catalogue changed): older entries are not served.
     local_generation: AtomicU64,
@@ -397,6 +419,9 @@ impl Cache {
             listening: AtomicBool::new(false),
             redis_failing: AtomicBool::new(false),
             local: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(LOCAL_ENTRIES).expect("a positive size"),
+            )),
+            versions: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(LOCAL_ENTRIES).expect("a positive size"),
             )),
             local_generation: AtomicU64::new(0),
@@ -478,16 +503,6 @@ impl Cache {
         }
     }
 
-    /// A fresh entry of the in-process store, without asking Redis: for what one caller asks
-    /// on each of its requests (an access token's check), kept there with [`Cache::local_lookup`]
-    /// and `store`, exactly as fresh as the Redis entry it copies.
-    pub fn recall(&self, key: &Key) -> Option<Vec<u8>> {
-        if !self.listening.load(Ordering::Acquire) {
-            return None;
-        }
-        self.recall_at(key, self.local_generation.load(Ordering::Acquire))
-    }
-
     fn recall_at(&self, key: &Key, generation: u64) -> Option<Vec<u8>> {
         let now = SystemTime::now();
         let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
@@ -499,6 +514,56 @@ impl Cache {
                 && entry.deps.fresh_items(&minimums);
             fresh.then(|| entry.payload.clone())
         })
+    }
+
+    /// The current authorization version of a user in an organization (an access token's
+    /// check), if this process holds it: no Redis round trip, no decoding. Kept with
+    /// [`Cache::keep_version`] from an access entry, with that entry's dependencies, and
+    /// validated as every in-process entry is (against the listener's minimums), so exactly as
+    /// fresh as the entry it comes from.
+    pub fn version(&self, user: Uuid, org: Uuid) -> Option<AccessVersion> {
+        if !self.listening.load(Ordering::Acquire) {
+            return None;
+        }
+        let generation = self.local_generation.load(Ordering::Acquire);
+        let now = SystemTime::now();
+        let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
+        let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        versions.get(&(user, org)).and_then(|entry| {
+            let fresh = entry.generation == generation
+                && now < entry.until
+                && entry.deps.fresh_items(&minimums);
+            fresh.then_some(entry.value)
+        })
+    }
+
+    /// Keeps what an access entry read after `lookup` says of its user's version, for
+    /// [`Cache::version`].
+    pub fn keep_version(
+        &self,
+        lookup: &Lookup,
+        (user, org): (Uuid, Uuid),
+        deps: Deps,
+        until: Option<SystemTime>,
+        value: AccessVersion,
+    ) {
+        let Some(generation) = lookup.generation else {
+            return;
+        };
+        if lookup.started.elapsed() > MAX_FILL_DELAY
+            || generation != self.local_generation.load(Ordering::Acquire)
+        {
+            return;
+        }
+        let end = SystemTime::now() + Duration::from_secs(self.ttl_seconds);
+        let entry = VersionEntry {
+            generation,
+            deps,
+            until: until.map_or(end, |until| until.min(end)),
+            value,
+        };
+        let mut versions = self.versions.lock().unwrap_or_else(|e| e.into_inner());
+        versions.put((user, org), entry);
     }
 
     /// What a read that will `store` only in this process must be made after (its start and
@@ -731,6 +796,10 @@ impl Cache {
     fn void_local(&self) {
         self.local_generation.fetch_add(1, Ordering::AcqRel);
         self.local.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// After Redis lost its data: installs a fresh epoch unless another instance just did, and

@@ -17,7 +17,7 @@ use crate::auth::{Caller, JwtVerifier, Principal, Scoped, TokenScope};
 use crate::error::ApiError;
 use crate::reads;
 use crate::state::AppState;
-use crate::tokens::{authorization_version, KeyRing};
+use crate::tokens::{AccessClaims, KeyRing};
 
 impl FromRequest for Caller {
     type Error = ApiError;
@@ -87,16 +87,20 @@ pub fn bearer(request: &HttpRequest) -> Result<&str, ApiError> {
 
 async fn authenticate(request: &HttpRequest) -> Result<(Principal, Option<TokenScope>), ApiError> {
     let token = bearer(request)?;
-    let ring = request.app_data::<web::Data<KeyRing>>();
-    if let Some(ring) = ring {
-        if jsonwebtoken::decode_header(token).is_ok_and(|header| ring.recognises(&header)) {
-            return current_access_token(request, ring, token).await;
-        }
-    }
     let verifier = request
         .app_data::<web::Data<JwtVerifier>>()
         .ok_or_else(|| ApiError::Internal("JwtVerifier is not registered".into()))?;
-    Ok((verifier.verify(token)?, None))
+    let now = jsonwebtoken::get_current_timestamp();
+    let ours = request
+        .app_data::<web::Data<KeyRing>>()
+        .and_then(|ring| ring.verify_ours(token, now, verifier.leeway()));
+    match ours {
+        Some(claims) => {
+            let claims = claims.map_err(ApiError::invalid_token)?;
+            current_access_token(request, &claims).await
+        }
+        None => Ok((verifier.verify(token)?, None)),
+    }
 }
 
 /// The user of a Roster access token that is valid, scoped to the path's organization (when
@@ -105,15 +109,8 @@ async fn authenticate(request: &HttpRequest) -> Result<(Principal, Option<TokenS
 /// when warm.
 async fn current_access_token(
     request: &HttpRequest,
-    ring: &KeyRing,
-    token: &str,
+    claims: &AccessClaims,
 ) -> Result<(Principal, Option<TokenScope>), ApiError> {
-    let leeway = request
-        .app_data::<web::Data<JwtVerifier>>()
-        .map_or(5, |verifier| verifier.leeway());
-    let claims = ring
-        .verify(token, jsonwebtoken::get_current_timestamp(), leeway)
-        .map_err(ApiError::invalid_token)?;
     let scope = TokenScope {
         organization: claims.org_id,
         expires: claims.exp,
@@ -128,9 +125,9 @@ async fn current_access_token(
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
-    let access =
-        reads::current_access(state, claims.sub, claims.org_id.unwrap_or(Uuid::nil())).await?;
-    if access.identity.tenant_id != Some(claims.tid) || authorization_version(&access) > claims.av {
+    let current =
+        reads::access_version(state, claims.sub, claims.org_id.unwrap_or(Uuid::nil())).await?;
+    if current.tenant != Some(claims.tid) || current.version > claims.av {
         return Err(ApiError::TokenStale);
     }
     Ok((Principal::User(claims.sub), Some(scope)))

@@ -15,13 +15,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::cache::{keys, Cache, Deps, Fill, Key, Lookup, Place, NO_TENANT};
+use crate::cache::{keys, AccessVersion, Cache, Deps, Fill, Key, Lookup, Place, NO_TENANT};
 use crate::db::authz::{self, Access, Catalogue, Identity};
 use crate::db::resources::ResourceAccess;
 use crate::db::{self, members, organizations};
 use crate::domain::{Page, Paginated, Resource};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tokens::authorization_version;
 
 /// Pages of a list that are cached: the first few, aligned on their size. Later ones, odd
 /// offsets and cursor pages always read the database (so that a client cannot fill the cache
@@ -168,25 +169,36 @@ pub async fn access(state: &AppState, caller: Uuid, org: Uuid) -> Result<Access,
     Ok(access)
 }
 
-/// `access`, for the check of an access token on every request of its user: from this
-/// process when it holds a fresh copy (no Redis round trip), else as `access`, keeping a copy
-/// here. The copy is validated as every in-process entry is (versions against the listener's
-/// minimums), so it is exactly as fresh as the Redis entry.
-pub async fn current_access(state: &AppState, caller: Uuid, org: Uuid) -> Result<Access, ApiError> {
-    let Some(cache) = state.cache.as_deref() else {
-        return access(state, caller, org).await;
-    };
-    let key = keys::access(tenant_of(Some(cache), caller), org, caller);
-    if let Some(access) = decode::<Access>(&cache.recall(&key)) {
-        access.identity.require_live()?;
-        return Ok(access);
+/// The current authorization version of `caller` in `org` (or of `caller` alone for the nil
+/// organization), for the check of an access token on every request: from this process when
+/// it holds it (no Redis round trip), else from `access`, keeping it here. RNACT's 401 for a
+/// user that may not act.
+pub async fn access_version(
+    state: &AppState,
+    caller: Uuid,
+    org: Uuid,
+) -> Result<AccessVersion, ApiError> {
+    let cache = state.cache.as_deref();
+    if let Some(known) = cache.and_then(|cache| cache.version(caller, org)) {
+        return match known.live {
+            true => Ok(known),
+            false => Err(ApiError::inactive_user(
+                "the token's user does not exist or has been deleted".into(),
+            )),
+        };
     }
-    let kept = cache.local_lookup();
+    let kept = cache.map(Cache::local_lookup);
     let access = access(state, caller, org).await?;
-    let mut fill = access_fill(&access, caller, org)?;
-    fill.place = Place::Local;
-    cache.store(&kept, vec![fill]).await;
-    Ok(access)
+    let version = AccessVersion {
+        tenant: access.identity.tenant_id,
+        live: access.identity.user_live,
+        version: authorization_version(&access),
+    };
+    if let (Some(cache), Some(kept)) = (cache, kept) {
+        let fill = access_fill(&access, caller, org)?;
+        cache.keep_version(&kept, (caller, org), fill.deps, fill.until, version);
+    }
+    Ok(version)
 }
 
 /// One check of `POST /authz/check`: may `user` (the caller itself when None) do `permission`

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, RawBody};
 use crate::reads;
 use crate::state::AppState;
-use crate::tokens::{authorization_version, AccessClaims, KeyRing};
+use crate::tokens::{AccessClaims, KeyRing};
 
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -429,10 +429,10 @@ fn may_know(principal: &Principal, claims: &AccessClaims) -> bool {
 /// The claims, if their authorization version is still the current one.
 async fn current(state: &AppState, claims: AccessClaims) -> Result<Option<AccessClaims>, ApiError> {
     let org = claims.org_id.unwrap_or(Uuid::nil());
-    match reads::current_access(state, claims.sub, org).await {
-        Ok(access) => Ok((access.identity.tenant_id == Some(claims.tid)
-            && authorization_version(&access) <= claims.av)
-            .then_some(claims)),
+    match reads::access_version(state, claims.sub, org).await {
+        Ok(current) => Ok(
+            (current.tenant == Some(claims.tid) && current.version <= claims.av).then_some(claims),
+        ),
         // The user is gone.
         Err(ApiError::Unauthenticated { .. }) => Ok(None),
         Err(e) => Err(e),
