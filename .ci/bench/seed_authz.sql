@@ -83,3 +83,6 @@ end
 $$;
 
 vacuum analyze;
+-- Write the seed's pages out now, so that the first scenario (S1) does not share the machine
+-- with the checkpoint they would start.
+checkpoint;

@@ -9,12 +9,17 @@ create function roster._only_activity_changed(
   p_old roster.organization_memberships,
   p_new roster.organization_memberships
 ) returns boolean
-  language sql immutable
+  language plpgsql immutable
   set search_path = pg_catalog, pg_temp
 as $$
-  select p_new.last_active_at is distinct from p_old.last_active_at
-     and (to_jsonb(p_new) - 'last_active_at' - 'updated_at')
-       = (to_jsonb(p_old) - 'last_active_at' - 'updated_at')
+begin
+  -- The cheap test first: most updates leave last_active_at alone.
+  if p_new.last_active_at is not distinct from p_old.last_active_at then
+    return false;
+  end if;
+  return (to_jsonb(p_new) - 'last_active_at' - 'updated_at')
+       = (to_jsonb(p_old) - 'last_active_at' - 'updated_at');
+end
 $$;
 comment on function roster._only_activity_changed(roster.organization_memberships, roster.organization_memberships) is
   'Internal: whether an update of a membership changed its last_active_at and nothing else (updated_at aside).';
