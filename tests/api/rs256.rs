@@ -239,3 +239,72 @@ async fn audience_star_accepts_any_audience_and_a_named_one_only_itself() {
         }
     }
 }
+
+/// The identity provider's RS256 token is exchanged for a Roster access token (#12), and one
+/// signed by another key is not.
+#[tokio::test]
+async fn an_identity_providers_token_is_exchanged_for_an_access_token() {
+    let app = spawn_app_with_jwt(rs256_settings()).await;
+    let uma = app.create_user(app.tenant, "uma", false).await;
+    let org: uuid::Uuid = app
+        .sql
+        .query_one(
+            "select (roster.create_organization($1, 'Acme', 'acme')).id as id",
+            &[&uma],
+        )
+        .await
+        .and_then(|row| row.try_get("id"))
+        .expect("create an organization in psql");
+    let t = now();
+    let claims = json!({"sub": uma, "exp": t + 600, "iat": t});
+    let exchange = |subject: String| {
+        let app = &app;
+        async move {
+            let form = serde_urlencoded::to_string([
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+                ("subject_token", subject.as_str()),
+                ("organization_id", org.to_string().as_str()),
+            ])
+            .unwrap();
+            Reply::read(
+                app.request(reqwest::Method::POST, "/auth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form)
+                    .send()
+                    .await
+                    .expect("send"),
+            )
+            .await
+        }
+    };
+    let reply = exchange(sign_rsa(
+        Algorithm::RS256,
+        TEST_ONLY_PRIVATE_KEY_PEM,
+        &claims,
+    ))
+    .await;
+    assert_eq!(200, reply.status, "{}", reply.text);
+    let access = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let reply = Reply::read(
+        app.request(reqwest::Method::GET, &format!("/organizations/{org}"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(200, reply.status, "{}", reply.text);
+
+    let reply = exchange(sign_rsa(
+        Algorithm::RS256,
+        TEST_ONLY_OTHER_PRIVATE_KEY_PEM,
+        &claims,
+    ))
+    .await;
+    assert_eq!(400, reply.status, "{}", reply.text);
+    assert_eq!("invalid_grant", reply.json()["error"]);
+}
