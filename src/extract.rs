@@ -125,9 +125,7 @@ async fn current_access_token(
     let state = request
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal("AppState is not registered".into()))?;
-    let current =
-        reads::access_version(state, claims.sub, claims.org_id.unwrap_or(Uuid::nil())).await?;
-    if current.tenant != Some(claims.tid) || current.version > claims.av {
+    if !reads::token_is_current(state, claims).await? {
         return Err(ApiError::TokenStale);
     }
     Ok((Principal::User(claims.sub), Some(scope)))

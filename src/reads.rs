@@ -22,7 +22,7 @@ use crate::db::{self, members, organizations};
 use crate::domain::{Page, Paginated, Resource};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::tokens::authorization_version;
+use crate::tokens::{authorization_version, AccessClaims};
 
 /// Pages of a list that are cached: the first few, aligned on their size. Later ones, odd
 /// offsets and cursor pages always read the database (so that a client cannot fill the cache
@@ -199,6 +199,16 @@ pub async fn access_version(
         cache.keep_version(&kept, (caller, org), fill.deps, fill.until, version);
     }
     Ok(version)
+}
+
+/// Whether an access token is current: its `av` is at least the authorization version of its
+/// user in its organization now (of its user alone for an unscoped one), in its tenant. The
+/// one rule behind `token_stale` and introspection's `active`. RNACT's 401 for a user that
+/// may not act.
+pub async fn token_is_current(state: &AppState, claims: &AccessClaims) -> Result<bool, ApiError> {
+    let org = claims.org_id.unwrap_or(Uuid::nil());
+    let current = access_version(state, claims.sub, org).await?;
+    Ok(current.tenant == Some(claims.tid) && current.version <= claims.av)
 }
 
 /// One check of `POST /authz/check`: may `user` (the caller itself when None) do `permission`

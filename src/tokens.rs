@@ -304,9 +304,10 @@ impl KeyRing {
         now: u64,
         leeway: u64,
     ) -> Option<Result<Arc<AccessClaims>, &'static str>> {
-        let known = self.remembered().get(token).is_some();
-        let ours = known
-            || jsonwebtoken::decode_header(token).is_ok_and(|header| self.recognises(&header));
+        if let Some(claims) = self.remembered().get(token).cloned() {
+            return Some(in_time(claims, now, leeway));
+        }
+        let ours = jsonwebtoken::decode_header(token).is_ok_and(|header| self.recognises(&header));
         ours.then(|| self.verify(token, now, leeway))
     }
 
@@ -337,13 +338,7 @@ impl KeyRing {
                 claims
             }
         };
-        if claims.exp + leeway < now {
-            return Err("token expired");
-        }
-        if claims.iat > now + leeway {
-            return Err("issued in the future");
-        }
-        Ok(claims)
+        in_time(claims, now, leeway)
     }
 
     fn remembered(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Box<str>, Arc<AccessClaims>>> {
@@ -387,6 +382,21 @@ impl KeyRing {
                 _ => "malformed token",
             })
     }
+}
+
+/// The claims, unless `now` is past their `exp` or before their `iat` (with `leeway`).
+fn in_time(
+    claims: Arc<AccessClaims>,
+    now: u64,
+    leeway: u64,
+) -> Result<Arc<AccessClaims>, &'static str> {
+    if claims.exp + leeway < now {
+        return Err("token expired");
+    }
+    if claims.iat > now + leeway {
+        return Err("issued in the future");
+    }
+    Ok(claims)
 }
 
 /// A previous key's public JWK, from a private or a public key.

@@ -3,7 +3,7 @@
 //! verify them (RFC 7517).
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -176,15 +176,11 @@ fn parameters<T: serde::de::DeserializeOwned + Default>(
     body: &[u8],
 ) -> Result<T, String> {
     let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+        .mime_type()
+        .ok()
+        .flatten()
+        .map(|mime| mime.essence_str().to_ascii_lowercase())
+        .unwrap_or_default();
     match content_type.as_str() {
         "application/x-www-form-urlencoded" => {
             serde_urlencoded::from_bytes(body).map_err(|e| format!("malformed form: {e}"))
@@ -428,11 +424,8 @@ fn may_know(principal: &Principal, claims: &AccessClaims) -> bool {
 
 /// The claims, if their authorization version is still the current one.
 async fn current(state: &AppState, claims: AccessClaims) -> Result<Option<AccessClaims>, ApiError> {
-    let org = claims.org_id.unwrap_or(Uuid::nil());
-    match reads::access_version(state, claims.sub, org).await {
-        Ok(current) => Ok(
-            (current.tenant == Some(claims.tid) && current.version <= claims.av).then_some(claims),
-        ),
+    match reads::token_is_current(state, &claims).await {
+        Ok(current) => Ok(current.then_some(claims)),
         // The user is gone.
         Err(ApiError::Unauthenticated { .. }) => Ok(None),
         Err(e) => Err(e),

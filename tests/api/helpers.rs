@@ -793,6 +793,25 @@ pub fn base64url(bytes: &[u8]) -> String {
     out
 }
 
+/// The bytes of unpadded base64url text (`base64url`'s inverse), e.g. a JWT's parts.
+pub fn base64url_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let value = ALPHABET.iter().position(|&a| a == c).expect("base64url") as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    out
+}
+
 // ----------------------------------------------------------------------------------------------
 // A TCP proxy in front of PostgreSQL that a test can cut, to make the database unreachable
 // ----------------------------------------------------------------------------------------------

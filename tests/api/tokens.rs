@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{
-    error_body, hand_built_token, now, sign, spawn_app, spawn_app_with, uuid_at, AppOptions, Reply,
-    TestApp, TestUser, JWT_SECRET,
+    base64url_decode, error_body, hand_built_token, now, sign, spawn_app, spawn_app_with, uuid_at,
+    AppOptions, Reply, TestApp, TestUser, JWT_SECRET,
 };
 
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -70,31 +70,13 @@ async fn access_token(app: &TestApp, user: &TestUser, org: Uuid) -> String {
 /// The claims of a JWT, read without verifying (the tests verify elsewhere).
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = decode_base64url(payload);
+    let bytes = base64url_decode(payload);
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 fn header_of(token: &str) -> Value {
     let header = token.split('.').next().expect("a JWT");
-    serde_json::from_slice(&decode_base64url(header)).expect("JSON header")
-}
-
-fn decode_base64url(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut bits: u32 = 0;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.bytes() {
-        let value = ALPHABET.iter().position(|&a| a == c).expect("base64url") as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    out
+    serde_json::from_slice(&base64url_decode(header)).expect("JSON header")
 }
 
 /// An OAuth error (RFC 6749 section 5.2) with Roster's code: (error, code).
