@@ -303,3 +303,56 @@ async fn being_removed_while_joining_a_group_read_committed() {
         "the removal takes the group row that committed first"
     );
 }
+
+/// Two additions to one organization: each one's insert holds KEY SHARE on the organization's
+/// row (its foreign key), and the seat and owner checks used to lock that row FOR UPDATE, which
+/// waits for KEY SHARE: two add_member calls deadlocked (40P01) until V35. Here the first
+/// transaction holds KEY SHARE as its insert would, the second adds a member, and only then
+/// does the first add one: both must succeed, whatever the order the server runs them in.
+#[tokio::test]
+async fn two_additions_to_one_organization_do_not_deadlock() {
+    let db = common::fresh_database().await;
+    let setup = db.client().await;
+    let w = World::build(&setup).await;
+    let first_user = w.new_user(&setup, "first@acme.test").await;
+    let second_user = w.new_user(&setup, "second@acme.test").await;
+    let tx1 = db.client().await;
+    let tx2 = db.client().await;
+    let monitor = db.client().await;
+    let tx2_pid = backend_pid(&tx2).await;
+    tx1.batch_execute("begin").await.expect("begin");
+    tx1.execute(
+        "select 1 from roster.organizations where tenant_id = $1 and id = $2 for key share",
+        &[&w.tenant, &w.org],
+    )
+    .await
+    .expect("hold KEY SHARE on the organization, as a foreign key check does");
+    let (owner, org) = (w.owner, w.org);
+    let second = tokio::spawn(async move {
+        attempt(
+            &tx2,
+            "select roster.add_member($1, $2, $3, 'member')",
+            &[&owner, &org, &second_user],
+        )
+        .await
+        .map(drop)
+    });
+    // Finished (V35) or waiting for the first transaction (before V35): either way, now the
+    // first adds its member; before V35 that closed the circle.
+    wait_until_blocked(&monitor, tx2_pid, &second).await;
+    let first = attempt(
+        &tx1,
+        "select roster.add_member($1, $2, $3, 'member')",
+        &[&w.owner, &w.org, &first_user],
+    )
+    .await
+    .map(drop);
+    if first.is_ok() {
+        tx1.batch_execute("commit").await.expect("commit");
+    }
+    assert_eq!(first, Ok(()), "the first transaction's addition");
+    assert_eq!(second.await.unwrap(), Ok(()), "the second addition");
+    for user in [first_user, second_user] {
+        assert!(membership(&setup, w.org, user).await.is_some());
+    }
+}
