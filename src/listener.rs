@@ -1,77 +1,105 @@
-//! Listens to the database's change stream (channel `roster_changes`, see
-//! `sql/migrations/V10__change_notifications.sql`) on a dedicated connection, not one from the
-//! pool, and applies each notification to the cache.
+//! Follows the database's change log (`roster.change_log`, see
+//! `sql/migrations/V36__change_log.sql`) on a dedicated connection, not one from the pool, and
+//! applies each change to the cache.
 //!
-//! Version changes (of a tenant, an organization or a user) raise this process's minimum
-//! versions; a change of the global permission catalogue starts a new epoch in Redis (one that
-//! cannot be started is as good as lost). Notifications sent while
-//! the listener is disconnected are lost: the cache stops being used, and once the listener is
-//! connected again (LISTEN first) it starts a new epoch before the cache is used again.
+//! The follower registers as a reader, then polls `roster.changes_after` every
+//! [`POLL_INTERVAL`] with the snapshot of its previous poll: each answer holds the changes
+//! committed since, and the snapshot to pass next. Every [`HEARTBEAT`] it tells the database how
+//! far it has read (`roster.change_reader_heartbeat`), which lets the log be pruned.
+//!
+//! Version changes (of a tenant, an organization, a user or an organization's resources) raise
+//! this process's minimum versions; a change of everything (the built-in catalogue, a TRUNCATE)
+//! starts a new epoch in Redis (one that cannot be started is as good as lost). When the stream
+//! is lost (a failed or unanswered poll, or none for [`STREAM_LOST_AFTER`]), the cache stops
+//! being used; once the follower is registered again it starts a new epoch before the cache is
+//! used again.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::{Client, NoTls, Row, Statement};
 use uuid::Uuid;
 
 use crate::cache::{Cache, DepKind};
 use crate::metrics::Metrics;
 
-pub const CHANNEL: &str = "roster_changes";
-
-/// The listener's session's `application_name`.
+/// The follower's session's `application_name`.
 pub const APPLICATION_NAME: &str = "roster change listener";
 
-/// How often the listener checks that its connection still answers, and how long it waits.
+/// How often the log is read: the delay between a commit and its invalidation here is at most
+/// this plus one poll.
+const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// How often the follower reports its progress, and how long any of its statements may take.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A stream with no successful poll for this long is lost, even if the connection then answers
+/// again (a paused process, a stalled runtime): the database stops keeping the log for a reader
+/// silent for 10 s, so changes may be gone.
+const STREAM_LOST_AFTER: Duration = Duration::from_secs(2);
 /// How long connecting (TCP, start-up, authentication) may take: a server that accepts and
 /// then says nothing would otherwise stall reconnecting for good.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One notification's payload.
-#[derive(Debug, Deserialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// One change of the log.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Change {
-    Organization {
+    /// A version of a tenant, an organization, a user, or an organization's resources.
+    Version {
+        kind: DepKind,
         tenant_id: Uuid,
-        organization_id: Uuid,
+        id: Uuid,
         version: i64,
     },
-    User {
-        tenant_id: Uuid,
-        user_id: Uuid,
-        version: i64,
-    },
-    Tenant {
-        tenant_id: Uuid,
-        version: i64,
-    },
-    /// An organization's resource grants or hierarchy changed.
-    Resources {
-        tenant_id: Uuid,
-        organization_id: Uuid,
-        version: i64,
-    },
-    /// An invitation was made, resent or settled: for the product's mailer. The cache ignores
-    /// it; the organization's version, announced with it, is what changed for readers.
-    Invitation {
-        organization_id: Uuid,
-    },
-    /// The global permission catalogue changed: everything is stale.
+    /// Everything may be stale: the built-in catalogue changed, a versioned table was
+    /// truncated, or a change this version of the API cannot read.
     All,
 }
 
-/// Runs forever: connect, listen, apply; on any failure, stop using the cache and reconnect
+impl Change {
+    /// A row of `roster.changes_after` after the first: (kind, tenant_id, object_id, version).
+    fn from_row(row: &Row) -> Change {
+        Change::from_columns(row.get(1), row.get(2), row.get(3), row.get(4))
+    }
+
+    fn from_columns(
+        kind: Option<&str>,
+        tenant_id: Option<Uuid>,
+        id: Option<Uuid>,
+        version: Option<i64>,
+    ) -> Change {
+        let kind = match kind {
+            Some("tenant") => DepKind::Tenant,
+            Some("organization") => DepKind::Organization,
+            Some("user") => DepKind::User,
+            Some("resources") => DepKind::Resources,
+            Some("all") => return Change::All,
+            // Unknown to this version of the API: the safe reading is "anything may have changed".
+            other => {
+                log::warn!("change listener: unknown change kind {other:?}; starting a new epoch");
+                return Change::All;
+            }
+        };
+        match (tenant_id, id, version) {
+            (Some(tenant_id), Some(id), Some(version)) => Change::Version {
+                kind,
+                tenant_id,
+                id,
+                version,
+            },
+            _ => Change::All,
+        }
+    }
+}
+
+/// Runs forever: connect, register, follow; on any failure, stop using the cache and reconnect
 /// with exponential backoff (100 ms doubling to 5 s).
 pub async fn run(database_url: String, cache: Arc<Cache>, metrics: Arc<Metrics>) {
     const FIRST_DELAY: Duration = Duration::from_millis(100);
     let mut backoff = FIRST_DELAY;
     loop {
-        let (listened, outcome) = listen_once(&database_url, &cache, &metrics).await;
+        let (followed, outcome) = follow_once(&database_url, &cache, &metrics).await;
         cache.set_listening(false);
-        if listened {
+        metrics.stream_lost();
+        if followed {
             backoff = FIRST_DELAY; // it worked until now: retry quickly
         }
         match outcome {
@@ -83,8 +111,20 @@ pub async fn run(database_url: String, cache: Arc<Cache>, metrics: Arc<Metrics>)
     }
 }
 
+/// Within [`HEARTBEAT`], or an error naming `what`.
+async fn bounded<T>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(HEARTBEAT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(format!("{what} failed: {error}")),
+        Err(_) => Err(format!("no answer to {what} within {HEARTBEAT:?}")),
+    }
+}
+
 /// One connection's life. Returns whether the cache was put in use, and why it ended.
-async fn listen_once(
+async fn follow_once(
     database_url: &str,
     cache: &Cache,
     metrics: &Metrics,
@@ -93,7 +133,7 @@ async fn listen_once(
         Ok(config) => config,
         Err(error) => return (false, Err(format!("invalid database url: {error}"))),
     };
-    let (client, mut connection) =
+    let (client, connection) =
         match tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls)).await {
             Ok(Ok(connected)) => connected,
             Ok(Err(error)) => return (false, Err(format!("cannot connect: {error}"))),
@@ -104,74 +144,105 @@ async fn listen_once(
                 )
             }
         };
-    let (sender, mut notifications) = mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
-        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            match message {
-                Ok(AsyncMessage::Notification(n)) => {
-                    if sender.send(n.payload().to_owned()).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    log::warn!("change listener: connection error: {error}");
-                    break;
-                }
-            }
+        if let Err(error) = connection.await {
+            log::warn!("change listener: connection error: {error}");
         }
     });
-    let mut listened = false;
+    let mut followed = false;
     let result = async {
-        tokio::time::timeout(
-            HEARTBEAT,
-            client.batch_execute(&format!("listen {CHANNEL}")),
+        let reader = Uuid::new_v4();
+        // Registered and committed before the first snapshot is taken (V36's pruning rule).
+        bounded(
+            "registering as a change reader",
+            client.execute("select roster.register_change_reader($1)", &[&reader]),
         )
-        .await
-        .map_err(|_| format!("no answer to LISTEN within {HEARTBEAT:?}"))?
-        .map_err(|e| format!("cannot listen: {e}"))?;
+        .await?;
+        let poll = bounded(
+            "preparing the poll",
+            client.prepare(
+                "select snapshot::text, kind, tenant_id, object_id, version \
+                   from roster.changes_after($1::text::pg_snapshot)",
+            ),
+        )
+        .await?;
+        let heartbeat = bounded(
+            "preparing the heartbeat",
+            client.prepare("select roster.change_reader_heartbeat($1, $2::text::pg_snapshot)"),
+        )
+        .await?;
+        let mut snapshot = read(&client, &poll, None, cache, metrics).await?;
         metrics.listener_reconnects.inc();
-        // Anything that changed while we were not listening is unknown: start afresh.
+        // Anything that changed before that snapshot is unknown: start afresh.
         cache
             .start_epoch()
             .await
             .map_err(|e| format!("cannot start a cache epoch: {e}"))?;
         cache.set_listening(true);
-        listened = true;
-        log::info!("change listener: listening on {CHANNEL}; cache in use");
-        // A connection whose peer vanished silently delivers nothing and reports no error:
-        // a heartbeat on it bounds how long notifications can be missed unnoticed.
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        heartbeat.tick().await;
+        followed = true;
+        log::info!("change listener: following roster.change_log; cache in use");
+        let mut last_read = Instant::now();
+        let mut last_heartbeat = Instant::now();
+        let mut ticks = tokio::time::interval(POLL_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                payload = notifications.recv() => {
-                    let Some(payload) = payload else { break };
-                    metrics.notifications.inc();
-                    apply(cache, &payload)
-                        .await
-                        .inspect_err(|_| cache.set_listening(false))?;
+            ticks.tick().await;
+            snapshot = read(&client, &poll, Some(&snapshot), cache, metrics).await?;
+            let now = Instant::now();
+            if now.duration_since(last_read) > STREAM_LOST_AFTER {
+                return Err(format!(
+                    "no read of the change log for {:?}: changes may have been pruned",
+                    now.duration_since(last_read)
+                ));
+            }
+            last_read = now;
+            if now.duration_since(last_heartbeat) >= HEARTBEAT {
+                let known: bool = bounded(
+                    "the heartbeat",
+                    client.query_one(&heartbeat, &[&reader, &snapshot]),
+                )
+                .await?
+                .get(0);
+                if !known {
+                    return Err("the database no longer knows this change reader".into());
                 }
-                _ = heartbeat.tick() => {
-                    match tokio::time::timeout(HEARTBEAT, client.simple_query("")).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(format!("heartbeat failed: {e}")),
-                        Err(_) => return Err(format!("no heartbeat answer within {HEARTBEAT:?}")),
-                    }
-                }
+                last_heartbeat = now;
             }
         }
-        Ok(())
     }
     .await;
     cache.set_listening(false);
     driver.abort();
-    (listened, result)
+    (followed, result)
 }
 
-/// The listener's own limits, not the pool's: its statements (LISTEN, the empty heartbeat
-/// query) take no lock and answer at once, so the heartbeat's bound is the server's too.
+/// One poll: applies the changes committed since `after` (none when `after` is None) and
+/// returns the snapshot to pass next.
+async fn read(
+    client: &Client,
+    poll: &Statement,
+    after: Option<&String>,
+    cache: &Cache,
+    metrics: &Metrics,
+) -> Result<String, String> {
+    let rows = bounded("reading the change log", client.query(poll, &[&after])).await?;
+    let mut rows = rows.iter();
+    let snapshot: String = rows
+        .next()
+        .and_then(|first| first.get::<_, Option<String>>(0))
+        .ok_or("roster.changes_after returned no snapshot")?;
+    for row in rows {
+        metrics.notifications.inc();
+        apply(cache, Change::from_row(row))
+            .await
+            .inspect_err(|_| cache.set_listening(false))?;
+    }
+    metrics.stream_read();
+    Ok(snapshot)
+}
+
+/// The follower's own limits, not the pool's: its statements take no lock and answer at once,
+/// so the heartbeat's bound is the server's too.
 fn listener_config(database_url: &str) -> Result<tokio_postgres::Config, tokio_postgres::Error> {
     let mut config: tokio_postgres::Config = database_url.parse()?;
     // So that a DBA (and the tests) can tell this session in pg_stat_activity.
@@ -186,40 +257,19 @@ fn listener_config(database_url: &str) -> Result<tokio_postgres::Config, tokio_p
     Ok(config)
 }
 
-async fn apply(cache: &Cache, payload: &str) -> Result<(), String> {
-    let change = match serde_json::from_str::<Change>(payload) {
-        Ok(change) => change,
-        // Unknown to this version of the API: the safe reading is "anything may have changed".
-        Err(error) => {
-            log::warn!("change listener: unreadable notification {payload:?} ({error}); starting a new epoch");
-            Change::All
-        }
-    };
+async fn apply(cache: &Cache, change: Change) -> Result<(), String> {
     match change {
-        Change::Organization {
+        Change::Version {
+            kind,
             tenant_id,
-            organization_id,
+            id,
             version,
-        } => cache.raise_minimum(DepKind::Organization, tenant_id, organization_id, version),
-        Change::User {
-            tenant_id,
-            user_id,
-            version,
-        } => cache.raise_minimum(DepKind::User, tenant_id, user_id, version),
-        Change::Tenant { tenant_id, version } => {
-            cache.raise_minimum(DepKind::Tenant, tenant_id, tenant_id, version)
-        }
-        Change::Resources {
-            tenant_id,
-            organization_id,
-            version,
-        } => cache.raise_minimum(DepKind::Resources, tenant_id, organization_id, version),
-        Change::Invitation { .. } => {}
+        } => cache.raise_minimum(kind, tenant_id, id, version),
         // Every entry of every instance may be stale: only a new epoch in Redis says so to all.
         Change::All => cache
             .start_epoch()
             .await
-            .map_err(|e| format!("cannot apply notification {payload}: {e}"))?,
+            .map_err(|e| format!("cannot start a new epoch for a change of everything: {e}"))?,
     }
     Ok(())
 }
@@ -229,58 +279,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_of_every_kind_parse() {
-        let org = Uuid::new_v4();
-        let parsed: Change = serde_json::from_str(&format!(
-            r#"{{"kind": "organization", "tenant_id": "{org}", "organization_id": "{org}", "version": 9223372036854775807}}"#
-        ))
-        .unwrap();
+    fn changes_of_every_kind_are_read() {
+        let (tenant, id) = (Uuid::new_v4(), Uuid::new_v4());
+        for (name, kind) in [
+            ("tenant", DepKind::Tenant),
+            ("organization", DepKind::Organization),
+            ("user", DepKind::User),
+            ("resources", DepKind::Resources),
+        ] {
+            assert_eq!(
+                Change::from_columns(Some(name), Some(tenant), Some(id), Some(i64::MAX)),
+                Change::Version {
+                    kind,
+                    tenant_id: tenant,
+                    id,
+                    version: i64::MAX
+                },
+                "{name}"
+            );
+        }
         assert_eq!(
-            parsed,
-            Change::Organization {
-                tenant_id: org,
-                organization_id: org,
-                version: i64::MAX
-            }
-        );
-        let parsed: Change = serde_json::from_str(&format!(
-            r#"{{"kind": "user", "tenant_id": "{org}", "user_id": "{org}", "version": 3}}"#
-        ))
-        .unwrap();
-        assert_eq!(
-            parsed,
-            Change::User {
-                tenant_id: org,
-                user_id: org,
-                version: 3
-            }
-        );
-        let parsed: Change = serde_json::from_str(&format!(
-            r#"{{"kind": "tenant", "tenant_id": "{org}", "version": 4}}"#
-        ))
-        .unwrap();
-        assert_eq!(
-            parsed,
-            Change::Tenant {
-                tenant_id: org,
-                version: 4
-            }
-        );
-        assert_eq!(
-            serde_json::from_str::<Change>(r#"{"kind": "all"}"#).unwrap(),
+            Change::from_columns(Some("all"), None, None, None),
             Change::All
         );
-        assert!(serde_json::from_str::<Change>(r#"{"kind": "weather"}"#).is_err());
-        // Announced for other consumers; read, so that it does not start a new epoch.
-        let invitation: Change = serde_json::from_str(&format!(
-            r#"{{"kind": "invitation", "tenant_id": "{org}", "organization_id": "{org}", "invitation_id": "{org}", "email": "a@b.c", "role": "member", "status": "pending", "expires_at": "2026-12-09T00:00:00Z", "sent_at": "2026-12-02T00:00:00Z"}}"#
-        ))
-        .unwrap();
+        // What this version cannot read means that anything may have changed.
         assert_eq!(
-            invitation,
-            Change::Invitation {
-                organization_id: org
-            }
+            Change::from_columns(Some("weather"), Some(tenant), Some(id), Some(1)),
+            Change::All
+        );
+        assert_eq!(
+            Change::from_columns(Some("user"), Some(tenant), None, Some(1)),
+            Change::All
         );
     }
 }

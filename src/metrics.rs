@@ -8,13 +8,14 @@
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -34,8 +35,13 @@ pub struct Metrics {
     pub cache_hits: IntCounter,
     pub cache_misses: IntCounter,
     pub cache_errors: IntCounter,
+    /// Changes applied from the change log (the name is older than the log: NOTIFY came first).
     pub notifications: IntCounter,
     pub listener_reconnects: IntCounter,
+    /// When the change log was last read, in microseconds since `origin`; 0: not following.
+    stream_read_at: AtomicU64,
+    origin: Instant,
+    stream_lag: Gauge,
     /// Latency by route pattern and status.
     requests: HistogramVec,
     pool_max_size: IntGauge,
@@ -92,8 +98,21 @@ impl Default for Metrics {
             ),
             notifications: counter(
                 "roster_notifications_total",
-                "Change notifications received from PostgreSQL.",
+                "Changes applied from the database's change log (roster.change_log).",
             ),
+            stream_read_at: AtomicU64::new(0),
+            origin: Instant::now(),
+            stream_lag: {
+                let gauge = Gauge::new(
+                    "roster_change_stream_lag_seconds",
+                    "Time since the change log was last read (NaN while it is not followed).",
+                )
+                .expect("valid gauge");
+                registry
+                    .register(Box::new(gauge.clone()))
+                    .expect("metric names are unique");
+                gauge
+            },
             listener_reconnects: counter(
                 "roster_listener_reconnects_total",
                 "Times the change listener (re)connected.",
@@ -144,6 +163,30 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// The change listener read the log just now.
+    pub fn stream_read(&self) {
+        let micros = self.origin.elapsed().as_micros().max(1);
+        self.stream_read_at
+            .store(u64::try_from(micros).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The change listener lost its stream.
+    pub fn stream_lost(&self) {
+        self.stream_read_at.store(0, Ordering::Relaxed);
+    }
+
+    /// How long ago the change log was last read; None while it is not followed.
+    pub fn stream_lag(&self) -> Option<Duration> {
+        match self.stream_read_at.load(Ordering::Relaxed) {
+            0 => None,
+            micros => Some(
+                self.origin
+                    .elapsed()
+                    .saturating_sub(Duration::from_micros(micros)),
+            ),
+        }
+    }
+
     /// The Prometheus text exposition of everything above.
     pub fn render(&self, pool: &PoolStatus, cache_state: &str) -> String {
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
@@ -151,6 +194,8 @@ impl Metrics {
         self.pool_size.set(gauge(pool.size));
         self.pool_available.set(gauge(pool.available));
         self.pool_waiting.set(gauge(pool.waiting));
+        self.stream_lag
+            .set(self.stream_lag().map_or(f64::NAN, |lag| lag.as_secs_f64()));
         for state in CACHE_STATES {
             self.cache_state
                 .with_label_values(&[state])

@@ -33,6 +33,11 @@ pub struct Readiness {
     /// `ok`, `degraded` (requests go to the database) or `disabled` (no REDIS_URL).
     #[schema(pattern = "^(ok|degraded|disabled)$")]
     pub cache: &'static str,
+    /// Milliseconds since this instance last read the database's change log (every 5 ms while
+    /// it follows it); null while it does not (no REDIS_URL, or the stream is lost: the cache
+    /// is then not used).
+    #[schema(minimum = 0)]
+    pub change_stream_lag_ms: Option<u64>,
 }
 
 /// The process is up.
@@ -43,7 +48,8 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The database answers (503 otherwise); the cache is `ok`, `degraded` (requests go to the
-/// database) or `disabled` (no REDIS_URL), which does not make the service unready.
+/// database) or `disabled` (no REDIS_URL), which does not make the service unready; and how far
+/// behind the database's change log this instance is.
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "Ready: the database answers.", body = Readiness),
     (status = 503, description = "Not ready: the database does not answer.", body = Readiness),
@@ -61,6 +67,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         status: database_state,
         database: database_state,
         cache: state.cache_state().as_str(),
+        change_stream_lag_ms: state
+            .cache
+            .as_ref()
+            .and(state.metrics.stream_lag())
+            .map(|lag| u64::try_from(lag.as_millis()).unwrap_or(u64::MAX)),
     };
     match database {
         true => HttpResponse::Ok().json(body),

@@ -686,12 +686,13 @@ impl Drop for RedisServer {
 // ----------------------------------------------------------------------------------------------
 
 /// Forwards every connection to the database server. `freeze_listener` stops forwarding, in
-/// both directions, on the connections that have sent `listen roster_changes` so far, without
+/// both directions, on the change listener's connections so far (its start-up message names its
+/// `application_name`), without
 /// closing them: what a half-open connection (a peer gone without a FIN or RST, a dropped NAT
 /// flow) looks like to the app. Connections opened later are forwarded normally.
 pub struct DbProxy {
     pub url: String,
-    /// The freeze switch of each connection seen sending LISTEN.
+    /// The freeze switch of each change listener connection seen.
     listeners: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
     task: JoinHandle<()>,
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
@@ -739,7 +740,7 @@ impl DbProxy {
         let listeners = self.listeners.lock().unwrap();
         assert!(
             !listeners.is_empty(),
-            "the proxy has not seen the listener's LISTEN"
+            "the proxy has not seen the change listener connect"
         );
         for frozen in listeners.iter() {
             frozen.store(true, Ordering::SeqCst);
@@ -781,15 +782,15 @@ async fn accept_loop(
 }
 
 /// Copies bytes one way until `frozen`, then reads and drops them; the sockets stay open.
-/// `listeners` is given on the client-to-server direction: a connection that sends
-/// `listen roster_changes` registers its freeze switch there.
+/// `listeners` is given on the client-to-server direction: a connection whose start-up message
+/// names the change listener registers its freeze switch there.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     frozen: Arc<AtomicBool>,
     listeners: Option<Arc<Mutex<Vec<Arc<AtomicBool>>>>>,
 ) {
-    const LISTEN: &[u8] = b"listen roster_changes";
+    const LISTENER: &[u8] = roster::listener::APPLICATION_NAME.as_bytes();
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buffer).await {
@@ -798,7 +799,7 @@ async fn pump(
         };
         let chunk = &buffer[..n];
         if let Some(listeners) = &listeners {
-            if chunk.windows(LISTEN.len()).any(|w| w == LISTEN) {
+            if chunk.windows(LISTENER.len()).any(|w| w == LISTENER) {
                 listeners.lock().unwrap().push(frozen.clone());
             }
         }

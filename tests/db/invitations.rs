@@ -1230,9 +1230,11 @@ async fn an_invitation_is_announced_without_its_token() {
     let client = db.client().await;
     let w = World::build(&client).await;
     let (_listener, mut received) = crate::notifications::listen(&db).await;
+    let mut reader = crate::notifications::ChangeReader::start(&client).await;
     let before = authz_version(&client, w.org).await;
     let (_, token) = invite(&client, w.owner, w.org, "n@example.com", "member").await;
-    let payloads = crate::notifications::announced(&client, &mut received).await;
+    let mut payloads = reader.changes(&client).await;
+    payloads.extend(crate::notifications::announced(&client, &mut received).await);
     let after = authz_version(&client, w.org).await;
     assert_eq!(before + 1, after, "one bump of the organization");
     assert!(

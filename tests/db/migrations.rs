@@ -42,7 +42,11 @@ const LANDED: &[(i64, &str, u64)] = &[
     (31, "resolver_plans", 13264181016103048154),
     (32, "invitation_notifications", 16853762627121767492),
     (33, "token_exchange", 7272630835984504092),
-    (34, "cached_plans_for_counts_and_bumps", 14509346451045116097),
+    (
+        34,
+        "cached_plans_for_counts_and_bumps",
+        14509346451045116097,
+    ),
 ];
 
 #[test]
@@ -86,4 +90,3 @@ async fn a_new_function_is_executable_by_no_application_role_until_granted() {
         );
     }
 }
-

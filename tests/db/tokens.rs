@@ -14,7 +14,7 @@ use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
 use crate::common;
-use crate::notifications::{announced, listen};
+use crate::notifications::ChangeReader;
 use crate::support::*;
 
 /// membership id → ((organization, user), last_active_at).
@@ -638,10 +638,10 @@ async fn an_unknown_or_deleted_user_is_no_actor() {
 
 #[tokio::test]
 async fn an_exchange_bumps_no_version_touches_nothing_audits_nothing_and_announces_nothing() {
-    let (db, client, w) = world().await;
+    let (_db, client, w) = world().await;
     let beta = create_organization(&client, w.owner, "Beta Tools", "beta-tools").await;
     add_member(&client, w.owner, beta, w.member, "member", "active").await;
-    let (_listener, mut received) = listen(&db).await;
+    let mut reader = ChangeReader::start(&client).await;
     let before = untouched_state(&client).await;
     let activity_before = activity(&client).await;
 
@@ -671,8 +671,8 @@ async fn an_exchange_bumps_no_version_touches_nothing_audits_nothing_and_announc
     );
     assert_eq!(
         Vec::<Value>::new(),
-        announced(&client, &mut received).await,
-        "nothing announced on roster_changes: no cache entry or token goes stale"
+        reader.changes(&client).await,
+        "nothing in the change log: no cache entry or token goes stale"
     );
     assert_untouched(&before, &untouched_state(&client).await);
 }
