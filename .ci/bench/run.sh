@@ -15,6 +15,8 @@
 #                         last; s12 right after s1, which it is compared with)
 #   BENCH_MODELS=100      models per organization (S8)   BENCH_BIG=10000  models S9 lists
 #   BENCH_S9_CONNECTIONS=2  S9 is a latency figure: one connection per core, not 64
+#   BENCH_DELAY_PROBES=200  psql changes made during S1 (cache on), each timed from its commit
+#                         to the API serving it (.ci/bench/invalidation_delay.py)
 #   BENCH_PORT=18181      the cache-off server; the cache-on one uses BENCH_PORT+1
 #   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432   server for the roster_bench_{off,on} databases
 #                         (default: DATABASE_URL without its database name, when set)
@@ -41,6 +43,7 @@ CACHES=${BENCH_CACHE:-off on}
 SCENARIOS=${BENCH_SCENARIOS:-s1 s12 s2 s3 s5 s5b s6 s6b s7 s8 s9 s11 s4 s10}
 MODELS=${BENCH_MODELS:-100}
 S9_CONNECTIONS=${BENCH_S9_CONNECTIONS:-2}
+DELAY_PROBES=${BENCH_DELAY_PROBES:-200}
 BIG=${BENCH_BIG:-10000}
 PORT=${BENCH_PORT:-18181}
 # The PostgreSQL server `make db` made sure of: DATABASE_URL minus its database name, if set.
@@ -55,7 +58,7 @@ JWT_SECRET_BENCH=roster-bench-secret-not-for-production-7f3a9c1e
 OUT=target/bench/$(date +%Y%m%d-%H%M%S)
 LUA=.ci/bench/scenario.lua
 
-for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG S9_CONNECTIONS ACCESS_TOKEN_TTL; do
+for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG S9_CONNECTIONS ACCESS_TOKEN_TTL DELAY_PROBES; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { log "BENCH_$n must be a whole number, got '${!n}'"; exit 2; }
 done
 [ "$DURATION" -ge 1 ] || { log "BENCH_DURATION must be at least 1"; exit 2; }
@@ -311,8 +314,24 @@ run_scenario() { # cache port database scenario
     local writes=; [[ $s == s4 || $s == s10 ]] && writes=1
     [ -n "$writes" ] && cleanup_writes "$db"
     before=$(metrics "$port")
+    # Beside S1 with the cache on: how long a psql change takes to be served.
+    local delay_probe=
+    if [ "$s" = s1 ] && [ "$cache" = on ]; then
+        python3 .ci/bench/invalidation_delay.py --data "$OUT/data-$cache.txt" \
+            --origin "http://127.0.0.1:$port" --database-url "$PG_URL/$db" \
+            --count "$DELAY_PROBES" >"$OUT/delay-$cache.txt" 2>&1 &
+        delay_probe=$!
+    fi
     run_wrk "$port" "$s" "$cache" "$DURATION" "$base.txt"
     after=$(metrics "$port")
+    if [ -n "$delay_probe" ]; then
+        if wait "$delay_probe" && grep -q '^BENCH_DELAY ' "$OUT/delay-$cache.txt"; then
+            NOTES+=("s1 (cache on): a psql change's commit to the API serving it, meanwhile: $(sed -n 's/^BENCH_DELAY //p' "$OUT/delay-$cache.txt") (.ci/bench/invalidation_delay.py)")
+        else
+            FAILED=1
+            NOTES+=("s1 (cache on): the invalidation delay probe failed: $(tail -c 300 "$OUT/delay-$cache.txt")")
+        fi
+    fi
     [ -n "$writes" ] && cleanup_writes "$db"
 
     local requests rps p50 p99 non2xx sockerr

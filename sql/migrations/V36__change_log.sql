@@ -65,7 +65,8 @@ comment on table roster.change_readers is
 -- ============================================================================================
 
 /* Deletes the rows every live reader has read (that its read_through snapshot sees); with no
-   live reader, every row of other transactions this snapshot sees. That is safe: a reader
+   live reader, every row this snapshot sees, of transactions older than this one (so that a
+   long transaction never rescans its own rows, and never deletes them). That is safe: a reader
    registers (and commits) before it takes the snapshot it reads from, so a pruner that does not
    see a reader only deletes rows that reader's first snapshot already sees, which it never asks
    for. At most 10,000 rows at a time, skipping rows another pruner holds. */
@@ -83,8 +84,7 @@ begin
   delete from roster.change_log c
    where c.ctid = any (array(
            select l.ctid from roster.change_log l
-            where l.xid < v_below
-              and l.xid <> pg_current_xact_id()
+            where l.xid < least(v_below, pg_current_xact_id())
               and not exists (select from roster.change_readers r
                                where r.heartbeat_at > now() - interval '10 seconds'
                                  and not pg_visible_in_snapshot(l.xid, r.read_through))

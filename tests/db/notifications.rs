@@ -444,3 +444,27 @@ async fn following_the_log_is_for_the_api_role() {
     )
     .await;
 }
+
+/// A transaction that logs more than 1024 changes prunes the log while it runs: never its own
+/// rows, which no reader has seen yet.
+#[tokio::test]
+async fn a_long_transaction_keeps_its_own_changes() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+    let mut reader = ChangeReader::start(&client).await;
+    client
+        .batch_execute(&format!(
+            "do $$ begin
+               for i in 1..1100 loop
+                 update roster.tenants set name = 'Acme ' || i where id = '{}';
+               end loop;
+             end $$",
+            w.tenant
+        ))
+        .await
+        .expect("1,100 tenant edits in one transaction");
+    let changes = reader.changes(&client).await;
+    assert_eq!(1100, changes.len());
+    assert!(changes.contains(&json!({"kind": "tenant", "tenant_id": w.tenant, "version": 1101})));
+}
