@@ -47,6 +47,12 @@ const LANDED: &[(i64, &str, u64)] = &[
         "cached_plans_for_counts_and_bumps",
         14509346451045116097,
     ),
+    (
+        35,
+        "organization_locks_without_deadlock",
+        8710078729139223168,
+    ),
+    (36, "change_log", 6974312377212843369),
 ];
 
 #[test]
