@@ -42,6 +42,7 @@ use redis::AsyncCommands;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::consistency::StreamPosition;
 use crate::metrics::Metrics;
 
 /// A read whose database answer arrives later than this after its cache lookup is not
@@ -382,6 +383,8 @@ pub struct Cache {
     created: Instant,
     metrics: Arc<Metrics>,
     fill_hook: Option<FillHook>,
+    /// How far the listener has applied the change log, for `Roster-Consistency`.
+    position: StreamPosition,
 }
 
 /// How the cache is set up: see the `CACHE_*` and `REDIS_*` settings.
@@ -429,7 +432,13 @@ impl Cache {
             created: Instant::now(),
             metrics,
             fill_hook,
+            position: StreamPosition::default(),
         })
+    }
+
+    /// How far the listener has applied the change log.
+    pub fn position(&self) -> &StreamPosition {
+        &self.position
     }
 
     pub fn state(&self) -> CacheState {

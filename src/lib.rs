@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod consistency;
 pub mod constraints;
 pub mod db;
 pub mod demo;

@@ -7,6 +7,9 @@
 //! committed since, and the snapshot to pass next. Every [`HEARTBEAT`] it tells the database how
 //! far it has read (`roster.change_reader_heartbeat`), which lets the log be pruned.
 //!
+//! After each poll the snapshot is published (`Cache::position`), for requests that wait on a
+//! write of theirs (`consistency`).
+//!
 //! Version changes (of a tenant, an organization, a user or an organization's resources) raise
 //! this process's minimum versions; a change of everything (the built-in catalogue, a TRUNCATE)
 //! starts a new epoch in Redis (one that cannot be started is as good as lost). When the stream
@@ -179,6 +182,7 @@ async fn follow_once(
             .await
             .map_err(|e| format!("cannot start a cache epoch: {e}"))?;
         cache.set_listening(true);
+        advance(cache, &snapshot)?;
         followed = true;
         log::info!("change listener: following roster.change_log; cache in use");
         let mut last_read = Instant::now();
@@ -188,6 +192,7 @@ async fn follow_once(
         loop {
             ticks.tick().await;
             snapshot = read(&client, &poll, Some(&snapshot), cache, metrics).await?;
+            advance(cache, &snapshot)?;
             let now = Instant::now();
             if now.duration_since(last_read) > STREAM_LOST_AFTER {
                 return Err(format!(
@@ -239,6 +244,12 @@ async fn read(
     }
     metrics.stream_read();
     Ok(snapshot)
+}
+
+/// Tells requests waiting on `Roster-Consistency` that every change up to `snapshot` is applied.
+fn advance(cache: &Cache, snapshot: &str) -> Result<(), String> {
+    cache.position().advance(snapshot.parse()?);
+    Ok(())
 }
 
 /// The follower's own limits, not the pool's: its statements take no lock and answer at once,

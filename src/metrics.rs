@@ -38,6 +38,9 @@ pub struct Metrics {
     /// Changes applied from the change log (the name is older than the log: NOTIFY came first).
     pub notifications: IntCounter,
     pub listener_reconnects: IntCounter,
+    /// Cached reads answered by the database because the cache had not applied the write
+    /// named by the request's `Roster-Consistency` within `consistency::WAIT`.
+    pub consistency_fallbacks: IntCounter,
     /// When the change log was last read, in microseconds since `origin`; 0: not following.
     stream_read_at: AtomicU64,
     origin: Instant,
@@ -99,6 +102,10 @@ impl Default for Metrics {
             notifications: counter(
                 "roster_notifications_total",
                 "Changes applied from the database's change log (roster.change_log).",
+            ),
+            consistency_fallbacks: counter(
+                "roster_consistency_fallbacks_total",
+                "Cached reads sent to the database because the cache had not caught up with the request's Roster-Consistency write in time.",
             ),
             stream_read_at: AtomicU64::new(0),
             origin: Instant::now(),

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::cache::{keys, AccessVersion, Cache, Deps, Fill, Key, Lookup, Place, NO_TENANT};
+use crate::consistency;
 use crate::db::authz::{self, Access, Catalogue, Identity};
 use crate::db::resources::ResourceAccess;
 use crate::db::{self, members, organizations};
@@ -66,6 +67,17 @@ fn access_fill(access: &Access, user: Uuid, org: Uuid) -> Result<Fill, ApiError>
     );
     // A membership that expires stops being served when it does.
     Ok(fill.until(access.valid_until.map(SystemTime::from)))
+}
+
+/// The cache, unless the request sent a `Roster-Consistency` token of a write that the cache
+/// has not caught up with (within `consistency::WAIT`): then the database answers.
+async fn usable_cache(state: &AppState) -> Option<&Cache> {
+    let cache = state.cache.as_deref()?;
+    if consistency::cache_is_current(cache.position()).await {
+        return Some(cache);
+    }
+    state.metrics.consistency_fallbacks.inc();
+    None
 }
 
 /// The tenant this process knows a user to be in, or `NO_TENANT`.
@@ -120,7 +132,7 @@ pub async fn user_organizations(
     caller: Uuid,
     page: Page,
 ) -> Result<Vec<u8>, ApiError> {
-    let cache = state.cache.as_deref();
+    let cache = usable_cache(state).await;
     let body_key = |tenant| {
         cached_page(page).then(|| keys::user_organizations(tenant, caller, page.limit, page.offset))
     };
@@ -178,7 +190,7 @@ pub async fn access_version(
     caller: Uuid,
     org: Uuid,
 ) -> Result<AccessVersion, ApiError> {
-    let cache = state.cache.as_deref();
+    let cache = usable_cache(state).await;
     if let Some(known) = cache.and_then(|cache| cache.version(caller, org)) {
         return match known.live {
             true => Ok(known),
@@ -367,7 +379,7 @@ async fn lookups(
     on_resources: &[(Uuid, Uuid, Resource<'_>)],
     tenant: Option<Uuid>,
 ) -> Result<Found, ApiError> {
-    let cache = state.cache.as_deref();
+    let cache = usable_cache(state).await;
     let known = |user: Uuid| tenant.unwrap_or_else(|| tenant_of(cache, user));
     let mut wanted: Vec<Key> = pairs
         .iter()
@@ -489,7 +501,7 @@ fn resource_fill(
 
 /// The permission names a check may use in the tenant.
 pub async fn catalogue(state: &AppState, tenant: Uuid) -> Result<Catalogue, ApiError> {
-    let cache = state.cache.as_deref();
+    let cache = usable_cache(state).await;
     let key = keys::catalogue(tenant);
     let lookup = lookup(cache, std::slice::from_ref(&key)).await;
     if let Some(catalogue) = decode::<Catalogue>(&lookup.values[0]) {
@@ -530,7 +542,7 @@ where
     F: FnOnce(db::Client) -> Fut,
     Fut: std::future::Future<Output = Result<(Access, Option<T>), ApiError>>,
 {
-    let cache = state.cache.as_deref();
+    let cache = usable_cache(state).await;
     // With the tenant unknown, the keys name NO_TENANT: only refusals of strangers are there
     // (in this process), but the lookup still counts what this read needs.
     let known = tenant_of(cache, caller);

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::members::Membership;
-use super::{map_rows, query, query_one, Client};
+use super::{map_rows, query, write_one, Client};
 use crate::domain::{DomainPolicy, DomainStatus, RoleKey};
 use crate::error::ApiError;
 
@@ -86,9 +86,9 @@ pub async fn add_domain(
     policy: DomainPolicy,
     join_role: &RoleKey,
 ) -> Result<Domain, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.add_domain($1, $2, $3, $4, $5)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.add_domain($1, $2, $3, $4, $5)",
         &[&actor, &org, &domain, &policy.as_str(), &join_role.as_str()],
     )
     .await?;
@@ -101,9 +101,9 @@ pub async fn verify_domain(
     org: Uuid,
     domain: &str,
 ) -> Result<Domain, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.verify_domain($1, $2, $3)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.verify_domain($1, $2, $3)",
         &[&actor, &org, &domain],
     )
     .await?;
@@ -118,9 +118,9 @@ pub async fn update_domain(
     domain: &str,
     changes: &Value,
 ) -> Result<Domain, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.update_domain($1, $2, $3, $4)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.update_domain($1, $2, $3, $4)",
         &[&actor, &org, &domain, changes],
     )
     .await?;
@@ -133,9 +133,9 @@ pub async fn remove_domain(
     org: Uuid,
     domain: &str,
 ) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.remove_domain($1, $2, $3)",
+        "select roster.remove_domain($1, $2, $3), pg_current_xact_id()::text as written_xid",
         &[&actor, &org, &domain],
     )
     .await?;
@@ -174,9 +174,9 @@ pub async fn join_organization(
     actor: Uuid,
     org: Uuid,
 ) -> Result<Membership, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.join_organization($1, $2)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.join_organization($1, $2)",
         &[&actor, &org],
     )
     .await?;

@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{map_rows, query, query_one, Client};
+use super::{map_rows, query, query_one, write_one, Client};
 use crate::domain::{Page, RoleKey};
 use crate::error::ApiError;
 
@@ -146,9 +146,9 @@ pub async fn grant_role(
     org: Uuid,
     new: &NewGrant,
 ) -> Result<Grant, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select g.id, g.subject_type, coalesce(g.user_id::text, $4::text) as subject_id, g.role_key,
+        "select pg_current_xact_id()::text as written_xid, g.id, g.subject_type, coalesce(g.user_id::text, $4::text) as subject_id, g.role_key,
                 g.resource_type, g.resource_id, g.expires_at, g.granted_by, g.created_at
            from roster.grant_role($1, $2, $3, $4, $5, $6, $7, $8) g",
         &[
@@ -172,9 +172,9 @@ pub async fn revoke_grant(
     org: Uuid,
     grant: Uuid,
 ) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.revoke_grant($1, $2, $3)",
+        "select roster.revoke_grant($1, $2, $3), pg_current_xact_id()::text as written_xid",
         &[&actor, &org, &grant],
     )
     .await?;

@@ -11,7 +11,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{map_rows, query, query_one, Client};
+use super::{map_rows, query, query_one, write_one, Client};
 use crate::domain::Page;
 use crate::error::ApiError;
 
@@ -170,9 +170,9 @@ pub async fn create_group(
     description: Option<&str>,
     parent_key: Option<&GroupKey>,
 ) -> Result<Group, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.create_group($1, $2, $3, $4, $5, $6)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.create_group($1, $2, $3, $4, $5, $6)",
         &[
             &actor,
             &org,
@@ -194,9 +194,9 @@ pub async fn update_group(
     key: &str,
     changes: &Value,
 ) -> Result<Group, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.update_group($1, $2, $3, $4)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.update_group($1, $2, $3, $4)",
         &[&actor, &org, &key, changes],
     )
     .await?;
@@ -209,9 +209,9 @@ pub async fn delete_group(
     org: Uuid,
     key: &str,
 ) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.delete_group($1, $2, $3)",
+        "select roster.delete_group($1, $2, $3), pg_current_xact_id()::text as written_xid",
         &[&actor, &org, &key],
     )
     .await?;
@@ -257,9 +257,9 @@ pub async fn add_group_member(
     user: Uuid,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<GroupMembership, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select m.id, m.organization_id, $3::text as group_key, m.user_id, m.expires_at,
+        "select pg_current_xact_id()::text as written_xid, m.id, m.organization_id, $3::text as group_key, m.user_id, m.expires_at,
                 m.added_by, m.created_at
            from roster.add_group_member($1, $2, $3, $4, $5) m",
         &[&actor, &org, &group_key, &user, &expires_at],
@@ -275,9 +275,9 @@ pub async fn remove_group_member(
     group_key: &str,
     user: Uuid,
 ) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.remove_group_member($1, $2, $3, $4)",
+        "select roster.remove_group_member($1, $2, $3, $4), pg_current_xact_id()::text as written_xid",
         &[&actor, &org, &group_key, &user],
     )
     .await?;

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::members::Membership;
-use super::{map_rows, query, query_one, Client};
+use super::{map_rows, query, write, write_one, Client};
 use crate::domain::{BulkInviteResult, InvitationStatus, Page, RoleKey};
 use crate::error::{self, ApiError, ErrorDetail};
 
@@ -135,9 +135,9 @@ pub async fn invite(
     role: &RoleKey,
     expires_in_seconds: Option<i64>,
 ) -> Result<IssuedInvitation, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.invite($1, $2, $3, $4, make_interval(secs => $5::bigint))",
+        "select *, pg_current_xact_id()::text as written_xid from roster.invite($1, $2, $3, $4, make_interval(secs => $5::bigint))",
         &[&actor, &org, &email, &role.as_str(), &expires_in_seconds],
     )
     .await?;
@@ -151,9 +151,9 @@ pub async fn invite_many(
     org: Uuid,
     invites: &Value,
 ) -> Result<Vec<BulkInviteItem>, ApiError> {
-    let rows = query(
+    let rows = write(
         client,
-        "select * from roster.invite_many($1, $2, $3)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.invite_many($1, $2, $3)",
         &[&actor, &org, invites],
     )
     .await?;
@@ -166,9 +166,9 @@ pub async fn resend_invitation(
     org: Uuid,
     invitation: Uuid,
 ) -> Result<IssuedInvitation, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.resend_invitation($1, $2, $3)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.resend_invitation($1, $2, $3)",
         &[&actor, &org, &invitation],
     )
     .await?;
@@ -181,9 +181,9 @@ pub async fn revoke_invitation(
     org: Uuid,
     invitation: Uuid,
 ) -> Result<Invitation, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.revoke_invitation($1, $2, $3)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.revoke_invitation($1, $2, $3)",
         &[&actor, &org, &invitation],
     )
     .await?;
@@ -218,9 +218,9 @@ pub async fn accept_invitation_token(
     user: Uuid,
     token: &str,
 ) -> Result<Membership, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.accept_invitation_token($1, $2)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.accept_invitation_token($1, $2)",
         &[&user, &token],
     )
     .await?;
@@ -232,9 +232,9 @@ pub async fn decline_invitation_token(
     user: Uuid,
     token: &str,
 ) -> Result<Invitation, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.decline_invitation_token($1, $2)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.decline_invitation_token($1, $2)",
         &[&user, &token],
     )
     .await?;

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{query, query_one, Client};
+use super::{query, query_one, write_one, Client};
 use crate::db::authz::Access;
 use crate::domain::{MembershipStatus, Page, RoleKey};
 use crate::error::ApiError;
@@ -105,9 +105,9 @@ pub async fn add_member(
     status: MembershipStatus,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<Membership, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.add_member($1, $2, $3, $4, $5, $6)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.add_member($1, $2, $3, $4, $5, $6)",
         &[
             &actor,
             &org,
@@ -126,9 +126,9 @@ pub async fn accept_invitation(
     actor: Uuid,
     org: Uuid,
 ) -> Result<Membership, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.accept_invitation($1, $2)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.accept_invitation($1, $2)",
         &[&actor, &org],
     )
     .await?;
@@ -150,9 +150,9 @@ pub async fn update_member(
         ExpiryChange::Set(at) => (Some(at), false),
     };
     // 'infinity' is the function's "remove the expiry"; chrono has no such value.
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.update_member($1, $2, $3, $4, $5, \
+        "select *, pg_current_xact_id()::text as written_xid from roster.update_member($1, $2, $3, $4, $5, \
                 case when $7 then 'infinity'::timestamptz else $6 end)",
         &[
             &actor,
@@ -182,9 +182,9 @@ pub async fn remove_member(
     org: Uuid,
     user: Uuid,
 ) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.remove_member($1, $2, $3)",
+        "select roster.remove_member($1, $2, $3), pg_current_xact_id()::text as written_xid",
         &[&actor, &org, &user],
     )
     .await?;

@@ -176,6 +176,41 @@ pub(crate) async fn query_one(
     Ok(client.client.query_one(&statement, params).await?)
 }
 
+/// A write: `sql` names the transaction it ran in as a text column `written_xid`
+/// (`pg_current_xact_id()::text as written_xid`), which `Roster-Consistency` returns to the
+/// client (`consistency`).
+pub(crate) async fn write_one(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row, ApiError> {
+    let row = query_one(client, sql, params).await?;
+    record_write(&row)?;
+    Ok(row)
+}
+
+/// `write_one` for a function returning rows (none: nothing was written).
+pub(crate) async fn write(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, ApiError> {
+    let rows = query(client, sql, params).await?;
+    if let Some(row) = rows.first() {
+        record_write(row)?;
+    }
+    Ok(rows)
+}
+
+fn record_write(row: &Row) -> Result<(), ApiError> {
+    let xid: &str = row.try_get("written_xid")?;
+    let xid = xid
+        .parse()
+        .map_err(|_| ApiError::Internal(format!("pg_current_xact_id() gave {xid:?}").into()))?;
+    crate::consistency::record_write(xid);
+    Ok(())
+}
+
 /// Counts the statement, and the prepare too when it was not cached on this connection yet.
 async fn prepare(client: &Client, sql: &str) -> Result<tokio_postgres::Statement, ApiError> {
     let cached = client.client.statement_cache.size();

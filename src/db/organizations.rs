@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{has_column, map_rows, optional_column, query, query_one, Client};
+use super::{has_column, map_rows, optional_column, query, query_one, write_one, Client};
 use crate::db::authz::{Access, Identity};
 use crate::domain::{MembershipStatus, NewOrganization, Page, RoleKey};
 use crate::error::ApiError;
@@ -102,9 +102,9 @@ pub async fn create_organization(
         .metadata
         .clone()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.create_organization($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.create_organization($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &actor,
             &new.name,
@@ -158,9 +158,9 @@ pub async fn update_organization(
     org: Uuid,
     changes: &Value,
 ) -> Result<Organization, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.update_organization($1, $2, $3)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.update_organization($1, $2, $3)",
         &[&actor, &org, changes],
     )
     .await?;
@@ -168,9 +168,9 @@ pub async fn update_organization(
 }
 
 pub async fn delete_organization(client: &Client, actor: Uuid, org: Uuid) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.delete_organization($1, $2)",
+        "select roster.delete_organization($1, $2), pg_current_xact_id()::text as written_xid",
         &[&actor, &org],
     )
     .await?;

@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{map_rows, query, Client};
+use super::{map_rows, query, write, write_one, Client};
 use crate::error::ApiError;
 
 /// A permission of the catalogue.
@@ -54,9 +54,9 @@ pub async fn register_permissions(
     permissions: &Value,
 ) -> Result<Vec<Permission>, ApiError> {
     let (tenant, actor) = manager.split();
-    let rows = query(
+    let rows = write(
         client,
-        "select * from roster.register_permissions($1, $2, $3)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.register_permissions($1, $2, $3)",
         &[&tenant, permissions, &actor],
     )
     .await?;
@@ -83,9 +83,9 @@ pub async fn retire_permission(
     name: &str,
 ) -> Result<(), ApiError> {
     let (tenant, actor) = manager.split();
-    query(
+    write_one(
         client,
-        "select roster.retire_permission($1, $2, $3)",
+        "select roster.retire_permission($1, $2, $3), pg_current_xact_id()::text as written_xid",
         &[&tenant, &name, &actor],
     )
     .await?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{map_rows, query, Client};
+use super::{map_rows, query, write_one, Client};
 use crate::db::authz::{Access, Identity};
 use crate::domain::Resource;
 use crate::error::ApiError;
@@ -80,9 +80,9 @@ pub async fn set_resource_parent(
     resource: Resource<'_>,
     parent: Option<Resource<'_>>,
 ) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.set_resource_parent($1, $2, $3, $4, $5, $6, $7)",
+        "select roster.set_resource_parent($1, $2, $3, $4, $5, $6, $7), pg_current_xact_id()::text as written_xid",
         &[
             &actor,
             &org,

@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{map_rows, query, query_one, Client};
+use super::{map_rows, query, query_one, write_one, Client};
 use crate::domain::RoleKey;
 use crate::error::ApiError;
 
@@ -53,9 +53,9 @@ pub async fn create_role(
     description: Option<&str>,
     permissions: &[String],
 ) -> Result<Role, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.create_role($1, $2, $3, $4, $5, $6)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.create_role($1, $2, $3, $4, $5, $6)",
         &[
             &actor,
             &org,
@@ -77,9 +77,9 @@ pub async fn update_role(
     key: &str,
     changes: &Value,
 ) -> Result<Role, ApiError> {
-    let row = query_one(
+    let row = write_one(
         client,
-        "select * from roster.update_role($1, $2, $3, $4)",
+        "select *, pg_current_xact_id()::text as written_xid from roster.update_role($1, $2, $3, $4)",
         &[&actor, &org, &key, changes],
     )
     .await?;
@@ -93,9 +93,9 @@ pub async fn delete_role(
     key: &str,
     reassign_to: Option<&str>,
 ) -> Result<(), ApiError> {
-    query(
+    write_one(
         client,
-        "select roster.delete_role($1, $2, $3, $4)",
+        "select roster.delete_role($1, $2, $3, $4), pg_current_xact_id()::text as written_xid",
         &[&actor, &org, &key, &reassign_to],
     )
     .await?;

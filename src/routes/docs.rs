@@ -39,7 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Roster", description = "Organizations, memberships and role-based access for multi-tenant SaaS. Errors: `{\"error\": {\"code\", \"message\"}}` with codes from sql/ERRORS.md."),
+    info(title = "Roster", description = "Organizations, memberships and role-based access for multi-tenant SaaS. Errors: `{\"error\": {\"code\", \"message\"}}` with codes from sql/ERRORS.md. A successful write's response carries a `Roster-Consistency` header (its transaction id); a request that sends it back is never answered from cache state older than that write."),
     paths(
         organizations::create_organization,
         organizations::list_organizations,

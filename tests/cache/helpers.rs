@@ -352,6 +352,19 @@ impl TestApp {
         token: Option<&str>,
         body: Option<&Value>,
     ) -> Reply {
+        self.send_after(method, path, token, body, None).await.0
+    }
+
+    /// `send` with a `Roster-Consistency` token, if given (the request must see that write);
+    /// returns the response's token too (a write names its transaction).
+    pub async fn send_after(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        consistency: Option<&str>,
+    ) -> (Reply, Option<String>) {
         let mut request = self.http.request(method, format!("{}{path}", self.address));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -359,10 +372,17 @@ impl TestApp {
         if let Some(body) = body {
             request = request.json(body);
         }
+        if let Some(consistency) = consistency {
+            request = request.header("Roster-Consistency", consistency);
+        }
         let response = request.send().await.expect("send the request");
         let status = response.status().as_u16();
+        let consistency = response
+            .headers()
+            .get("Roster-Consistency")
+            .map(|value| value.to_str().expect("an ASCII header").to_owned());
         let text = response.text().await.expect("read the response body");
-        Reply { status, text }
+        (Reply { status, text }, consistency)
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Reply {

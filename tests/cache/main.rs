@@ -9,6 +9,7 @@
 mod common;
 
 mod audit;
+mod consistency;
 mod disabled;
 mod exact_json;
 mod helpers;
