@@ -16,7 +16,7 @@ use crate::error::ApiError;
 /// it was read at: organization-wide permissions and every grant on the resource or an ancestor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ResourceAccess {
-    #[serde(flatten)]
+    /// Nested, not flattened: see `Access::identity`.
     pub identity: Identity,
     /// 0 when the user's tenant has no organization of that id.
     pub org_version: i64,
