@@ -36,8 +36,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::{join, join_all};
 use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo, Slot,
+};
 use redis::AsyncCommands;
 use sha2::Sha256;
 use uuid::Uuid;
@@ -183,7 +188,10 @@ pub struct Key {
     pub name: String,
 }
 
-/// The keys of cached items, in one place.
+/// The keys of cached items, in one place. Each name carries a Redis Cluster hash tag (the
+/// part in braces decides the slot) so that the keys one lookup reads together share a slot:
+/// `{tenant:org}` for what is about an organization, `{tenant:user}` for what is about a user
+/// alone. The epoch key has none: it is read on its own.
 pub mod keys {
     use super::Key;
     use uuid::Uuid;
@@ -193,25 +201,28 @@ pub mod keys {
     }
 
     pub fn identity(tenant: Uuid, user: Uuid) -> Key {
-        key(tenant, format!("identity:{tenant}:{user}"))
+        key(tenant, format!("identity:{{{tenant}:{user}}}"))
     }
 
     pub fn access(tenant: Uuid, org: Uuid, user: Uuid) -> Key {
-        key(tenant, format!("access:{tenant}:{org}:{user}"))
+        key(tenant, format!("access:{{{tenant}:{org}}}:{user}"))
     }
 
     pub fn organization(tenant: Uuid, org: Uuid) -> Key {
-        key(tenant, format!("org:{tenant}:{org}"))
+        key(tenant, format!("org:{{{tenant}:{org}}}"))
     }
 
     pub fn members(tenant: Uuid, org: Uuid, limit: i32, offset: i32) -> Key {
-        key(tenant, format!("members:{tenant}:{org}:{limit}:{offset}"))
+        key(
+            tenant,
+            format!("members:{{{tenant}:{org}}}:{limit}:{offset}"),
+        )
     }
 
     pub fn user_organizations(tenant: Uuid, user: Uuid, limit: i32, offset: i32) -> Key {
         key(
             tenant,
-            format!("user-orgs:{tenant}:{user}:{limit}:{offset}"),
+            format!("user-orgs:{{{tenant}:{user}}}:{limit}:{offset}"),
         )
     }
 
@@ -220,14 +231,14 @@ pub mod keys {
         key(
             tenant,
             format!(
-                "res-access:{tenant}:{org}:{user}:{}:{kind}:{id}",
+                "res-access:{{{tenant}:{org}}}:{user}:{}:{kind}:{id}",
                 kind.len()
             ),
         )
     }
 
     pub fn catalogue(tenant: Uuid) -> Key {
-        key(tenant, format!("perm-names:{tenant}"))
+        key(tenant, format!("perm-names:{{{tenant}}}"))
     }
 
     pub(super) const EPOCH: &str = "epoch";
@@ -349,8 +360,62 @@ pub type FillHook =
 
 type Minimums = HashMap<(DepKind, Uuid, Uuid), Minimum>;
 
+/// The connection to Redis: one server (with replicas or not), or a Redis Cluster.
+#[derive(Clone)]
+enum Connection {
+    /// A lookup is one `MGET` with the epoch, atomic.
+    Single(ConnectionManager),
+    /// A lookup is a `GET` of the epoch and one `MGET` per hash slot, sent concurrently.
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Indices of `keys` grouped by hash slot, in order of first appearance: a cluster node
+/// answers a multi-key command only for keys of one slot.
+fn by_slot<K: AsRef<[u8]>>(keys: &[K]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(Slot, Vec<usize>)> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let slot = Slot::for_key(key);
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(index),
+            None => groups.push((slot, vec![index])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
 pub struct Cache {
-    connection: ConnectionManager,
+    connection: Connection,
     /// Prefix of every key (`roster` by default), so that deployments can share a Redis.
     namespace: String,
     /// HMAC-SHA256 keyed with CACHE_KEY, its key schedule done once.
@@ -370,6 +435,10 @@ pub struct Cache {
     listening: AtomicBool,
     /// The last Redis call failed: reported as degraded until one succeeds.
     redis_failing: AtomicBool,
+    /// Cluster only: part of a call failed (a node down), or the last probe did not reach
+    /// every primary. Cleared by a probe that does: a call on the live nodes proves nothing
+    /// about the others.
+    nodes_failing: AtomicBool,
     /// Refusals of strangers and catalogues, in this process only.
     local: Mutex<lru::LruCache<String, LocalEntry>>,
     /// (user, organization) → its current authorization version, for access tokens' checks.
@@ -386,7 +455,9 @@ pub struct Cache {
 
 /// How the cache is set up: see the `CACHE_*` and `REDIS_*` settings.
 pub struct CacheConfig<'a> {
+    /// One URL, or with `cluster` the comma-separated seed nodes of a Redis Cluster.
     pub redis_url: &'a str,
+    pub cluster: bool,
     pub namespace: &'a str,
     /// The secret entries are authenticated with (CACHE_KEY).
     pub key: &'a [u8],
@@ -400,13 +471,39 @@ impl Cache {
         metrics: Arc<Metrics>,
         fill_hook: Option<FillHook>,
     ) -> Result<Cache, redis::RedisError> {
-        let client = redis::Client::open(config.redis_url)?;
-        let connection_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, connection_config)?;
+        let connection = match config.cluster {
+            false => {
+                let client = redis::Client::open(config.redis_url)?;
+                let connection_config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(Some(config.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                Connection::Single(ConnectionManager::new_lazy_with_config(
+                    client,
+                    connection_config,
+                )?)
+            }
+            true => {
+                let nodes = config
+                    .redis_url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty());
+                let client = redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(config.timeout)
+                    .response_timeout(config.timeout)
+                    .retries(1)
+                    .max_retry_wait(100)
+                    .build()?;
+                // Pending: it connects in the background, so start-up does not wait for the
+                // cluster; calls before then fail or time out, which is a miss.
+                let cluster_config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(config.timeout)
+                    .set_response_timeout(config.timeout);
+                Connection::Cluster(client.get_pending_async_connection_with_config(cluster_config))
+            }
+        };
         Ok(Cache {
             connection,
             namespace: config.namespace.to_owned(),
@@ -418,6 +515,7 @@ impl Cache {
             ttl_seconds: config.ttl_seconds,
             listening: AtomicBool::new(false),
             redis_failing: AtomicBool::new(false),
+            nodes_failing: AtomicBool::new(false),
             local: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(LOCAL_ENTRIES).expect("a positive size"),
             )),
@@ -433,7 +531,10 @@ impl Cache {
     }
 
     pub fn state(&self) -> CacheState {
-        if self.listening.load(Ordering::Acquire) && !self.redis_failing.load(Ordering::Relaxed) {
+        if self.listening.load(Ordering::Acquire)
+            && !self.redis_failing.load(Ordering::Relaxed)
+            && !self.nodes_failing.load(Ordering::Relaxed)
+        {
             CacheState::Ok
         } else {
             CacheState::Degraded
@@ -584,35 +685,14 @@ impl Cache {
     async fn lookup_shared(&self, keys: &[&Key]) -> (Option<String>, Vec<Option<Vec<u8>>>) {
         let misses = || vec![None; keys.len()];
         let full_keys: Vec<String> = keys.iter().map(|key| self.key(&key.name)).collect();
-        let mut command = redis::cmd("MGET");
-        command.arg(self.key(keys::EPOCH));
-        for key in &full_keys {
-            command.arg(key);
-        }
-        let mut connection = self.connection.clone();
-        let reply = match tokio::time::timeout(
-            self.timeout,
-            command.query_async::<Vec<Option<Vec<u8>>>>(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok(reply)) if reply.len() == keys.len() + 1 => reply,
-            Ok(Ok(_)) => return (None, misses()),
-            Ok(Err(error)) => {
-                self.failed("lookup", &error);
-                return (None, misses());
-            }
-            Err(_) => {
-                self.timed_out("lookup");
-                return (None, misses());
-            }
+        let read = match &self.connection {
+            Connection::Single(connection) => self.read_single(connection, &full_keys).await,
+            Connection::Cluster(connection) => self.read_cluster(connection, &full_keys).await,
         };
-        self.redis_failing.store(false, Ordering::Relaxed);
-        let mut reply = reply.into_iter();
-        let epoch = reply
-            .next()
-            .flatten()
-            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some((epoch, reply)) = read else {
+            return (None, misses());
+        };
+        let epoch = epoch.and_then(|bytes| String::from_utf8(bytes).ok());
         let Some(epoch) = epoch else {
             // Redis lost everything (restart, flush): entries are gone too. Start an epoch so
             // that what this request reads can be stored.
@@ -620,6 +700,7 @@ impl Cache {
         };
         let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
         let values = reply
+            .into_iter()
             .zip(full_keys.iter().zip(keys))
             .map(|(raw, (full_key, key))| {
                 // An entry of another epoch is a miss whoever wrote it; one of this epoch must
@@ -636,6 +717,130 @@ impl Cache {
             .collect();
         drop(minimums);
         (Some(epoch), values)
+    }
+
+    /// The raw epoch and values of `full_keys`, in one `MGET`; None on failure.
+    async fn read_single(
+        &self,
+        connection: &ConnectionManager,
+        full_keys: &[String],
+    ) -> Option<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)> {
+        let mut command = redis::cmd("MGET");
+        command.arg(self.key(keys::EPOCH));
+        for key in full_keys {
+            command.arg(key);
+        }
+        let mut connection = connection.clone();
+        let reply = match tokio::time::timeout(
+            self.timeout,
+            command.query_async::<Vec<Option<Vec<u8>>>>(&mut connection),
+        )
+        .await
+        {
+            Ok(Ok(reply)) if reply.len() == full_keys.len() + 1 => reply,
+            Ok(Ok(_)) => return None,
+            Ok(Err(error)) => {
+                self.failed("lookup", &error);
+                return None;
+            }
+            Err(_) => {
+                self.timed_out("lookup");
+                return None;
+            }
+        };
+        self.redis_failing.store(false, Ordering::Relaxed);
+        let mut reply = reply.into_iter();
+        let epoch = reply.next().flatten();
+        Some((epoch, reply.collect()))
+    }
+
+    /// The same from a cluster: the epoch with a `GET` of its own and the keys with one `MGET`
+    /// per slot, concurrently, all within the one timeout. A part that fails leaves its keys
+    /// missing; without the epoch, everything is.
+    ///
+    /// The epoch is not read atomically with the entries, and need not be: an entry is served
+    /// only if it carries the epoch read, and one that carries epoch E was filled from a
+    /// database read made after a lookup saw E, so after E was set. The listener that set E did
+    /// so after its first snapshot of the change log and only then started using the cache, so
+    /// every change after that read reaches its minimums. Which instant the epoch was read at
+    /// does not matter, only that it was read after the listener's SET, which it is.
+    async fn read_cluster(
+        &self,
+        connection: &ClusterConnection,
+        full_keys: &[String],
+    ) -> Option<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut get = redis::cmd("GET");
+        get.arg(self.key(keys::EPOCH));
+        let mut epoch_connection = connection.clone();
+        let epoch = tokio::time::timeout_at(
+            deadline,
+            get.query_async::<Option<Vec<u8>>>(&mut epoch_connection),
+        );
+        let groups = by_slot(full_keys);
+        let mgets = groups.iter().map(|group| {
+            let mut command = redis::cmd("MGET");
+            for index in group {
+                command.arg(&full_keys[*index]);
+            }
+            let mut connection = connection.clone();
+            async move {
+                tokio::time::timeout_at(
+                    deadline,
+                    command.query_async::<Vec<Option<Vec<u8>>>>(&mut connection),
+                )
+                .await
+            }
+        });
+        let (epoch, replies) = join(epoch, join_all(mgets)).await;
+        let mut complete = true;
+        let mut outcome =
+            |result: Result<redis::RedisResult<()>, tokio::time::error::Elapsed>| match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    complete = false;
+                    self.failed("lookup", &error);
+                }
+                Err(_) => {
+                    complete = false;
+                    self.timed_out("lookup");
+                }
+            };
+        let mut values = vec![None; full_keys.len()];
+        for (group, reply) in groups.iter().zip(replies) {
+            match reply {
+                Ok(Ok(reply)) if reply.len() == group.len() => {
+                    for (index, value) in group.iter().zip(reply) {
+                        values[*index] = value;
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => outcome(Ok(Err(error))),
+                Err(elapsed) => outcome(Err(elapsed)),
+            }
+        }
+        let epoch = match epoch {
+            Ok(Ok(epoch)) => Some(epoch),
+            Ok(Err(error)) => {
+                outcome(Ok(Err(error)));
+                None
+            }
+            Err(elapsed) => {
+                outcome(Err(elapsed));
+                None
+            }
+        };
+        self.settle(complete);
+        epoch.map(|epoch| (epoch, values))
+    }
+
+    /// After a cluster call: all of it succeeded (Redis works), or a part failed (a node down:
+    /// degraded until a probe reaches every primary).
+    fn settle(&self, complete: bool) {
+        match complete {
+            true => self.redis_failing.store(false, Ordering::Relaxed),
+            false => self.nodes_failing.store(true, Ordering::Relaxed),
+        }
     }
 
     /// Writes what a read fetched from the database after `lookup`: shared entries to Redis
@@ -676,9 +881,8 @@ impl Cache {
         if shared.is_empty() {
             return;
         }
-        let mut pipeline = redis::pipe();
         let ttl = Duration::from_secs(self.ttl_seconds);
-        let mut written = 0;
+        let mut entries: Vec<(String, Vec<u8>, u64)> = Vec::with_capacity(shared.len());
         for fill in shared {
             // Redis drops the entry when the answer would expire, if that comes first.
             let lifetime = match fill.until {
@@ -691,18 +895,47 @@ impl Cache {
             let key = self.key(&fill.key.name);
             let value = self.seal(&key, epoch, &fill.deps, &fill.payload);
             let milliseconds = lifetime.as_millis().max(1) as u64;
-            pipeline.pset_ex(key, value, milliseconds).ignore();
-            written += 1;
+            entries.push((key, value, milliseconds));
         }
-        if written == 0 {
+        if entries.is_empty() {
             return;
         }
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, pipeline.query_async::<()>(&mut connection)).await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => self.failed("store", &error),
-            Err(_) => self.timed_out("store"),
+        // One pipeline; in a cluster one per slot, since a pipeline goes to one node.
+        let groups = match &self.connection {
+            Connection::Single(_) => vec![(0..entries.len()).collect()],
+            Connection::Cluster(_) => {
+                let keys: Vec<&str> = entries.iter().map(|(key, ..)| key.as_str()).collect();
+                by_slot(&keys)
+            }
+        };
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let writes = groups.iter().map(|group| {
+            let mut pipeline = redis::pipe();
+            for index in group {
+                let (key, value, milliseconds) = &entries[*index];
+                pipeline.pset_ex(key, value, *milliseconds).ignore();
+            }
+            let mut connection = self.connection.clone();
+            async move {
+                tokio::time::timeout_at(deadline, pipeline.query_async::<()>(&mut connection)).await
+            }
+        });
+        let mut complete = true;
+        for result in join_all(writes).await {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    complete = false;
+                    self.failed("store", &error);
+                }
+                Err(_) => {
+                    complete = false;
+                    self.timed_out("store");
+                }
+            }
+        }
+        if !complete && matches!(self.connection, Connection::Cluster(_)) {
+            self.nodes_failing.store(true, Ordering::Relaxed);
         }
     }
 
@@ -761,23 +994,64 @@ impl Cache {
     /// Pings Redis (within the timeout) so that the reported state follows Redis even without
     /// traffic: `/readyz` calls it.
     pub async fn probe(&self) {
-        let mut connection = self.connection.clone();
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
+        let ping = async {
+            let mut command = redis::cmd("PING");
+            match &self.connection {
+                Connection::Single(connection) => {
+                    command
+                        .query_async::<String>(&mut connection.clone())
+                        .await?;
+                }
+                // Every primary: a cluster with one down serves only part of the keys.
+                Connection::Cluster(connection) => {
+                    let routing = RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::AllSucceeded),
+                    ));
+                    connection
+                        .clone()
+                        .route_command(std::mem::take(&mut command), routing)
+                        .await?;
+                }
+            }
+            Ok::<(), redis::RedisError>(())
+        };
         match tokio::time::timeout(self.timeout, ping).await {
-            Ok(Ok(_)) => self.redis_failing.store(false, Ordering::Relaxed),
-            Ok(Err(error)) => self.failed("ping", &error),
-            Err(_) => self.timed_out("ping"),
+            Ok(Ok(())) => {
+                self.redis_failing.store(false, Ordering::Relaxed);
+                self.nodes_failing.store(false, Ordering::Relaxed);
+            }
+            Ok(Err(error)) => {
+                self.nodes_failing.store(true, Ordering::Relaxed);
+                self.failed("ping", &error);
+            }
+            Err(_) => {
+                self.nodes_failing.store(true, Ordering::Relaxed);
+                self.timed_out("ping");
+            }
         }
     }
 
     /// The server's `maxmemory-policy`, when Redis lets us ask (managed services often
     /// disable CONFIG).
     pub async fn eviction_policy(&self) -> Option<String> {
-        let mut connection = self.connection.clone();
         let mut command = redis::cmd("CONFIG");
         command.arg("GET").arg("maxmemory-policy");
-        let call = command.query_async::<Vec<String>>(&mut connection);
+        let call = async {
+            match &self.connection {
+                Connection::Single(connection) => {
+                    command
+                        .query_async::<Vec<String>>(&mut connection.clone())
+                        .await
+                }
+                // One node's answer, taken as the cluster's.
+                Connection::Cluster(connection) => {
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                    let value = connection.clone().route_command(command, routing).await?;
+                    Ok(redis::FromRedisValue::from_redis_value(value)?)
+                }
+            }
+        };
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(reply)) => reply.into_iter().nth(1),
             _ => None,
@@ -1058,10 +1332,83 @@ mod tests {
         );
     }
 
+    /// The keys each lookup of `reads.rs` reads together, as the cache names them in Redis.
+    #[test]
+    fn the_keys_of_one_lookup_share_a_cluster_slot() {
+        let tenant = Uuid::from_u128(1);
+        let org = Uuid::from_u128(2);
+        let user = Uuid::from_u128(3);
+        let cache_key = |key: Key| format!("roster:{}", key.name);
+        let lookups = [
+            (
+                "GET /organizations/{id}",
+                vec![
+                    keys::access(tenant, org, user),
+                    keys::organization(tenant, org),
+                ],
+            ),
+            (
+                "GET /organizations/{id}/members",
+                vec![
+                    keys::access(tenant, org, user),
+                    keys::members(tenant, org, 20, 0),
+                ],
+            ),
+            (
+                "GET /organizations",
+                vec![
+                    keys::identity(tenant, user),
+                    keys::user_organizations(tenant, user, 50, 0),
+                ],
+            ),
+            (
+                "a check with and without a resource in one organization",
+                vec![
+                    keys::access(tenant, org, user),
+                    keys::resource_access(tenant, org, user, "doc", "42"),
+                    keys::resource_access(tenant, org, user, "a:b", "{c}"),
+                ],
+            ),
+        ];
+        for (what, keys) in lookups {
+            let slots: Vec<Slot> = keys.into_iter().map(cache_key).map(Slot::for_key).collect();
+            assert!(
+                slots.iter().all(|slot| *slot == slots[0]),
+                "{what}: {slots:?}"
+            );
+        }
+        // Not one tag for everything: organizations, users and tenants spread.
+        let spread = [
+            keys::organization(tenant, org),
+            keys::organization(tenant, Uuid::from_u128(4)),
+            keys::organization(Uuid::from_u128(5), org),
+            keys::identity(tenant, user),
+            keys::identity(tenant, Uuid::from_u128(6)),
+        ];
+        let slots: std::collections::HashSet<Slot> = spread
+            .into_iter()
+            .map(cache_key)
+            .map(Slot::for_key)
+            .collect();
+        assert_eq!(5, slots.len(), "distinct tags, distinct slots: {slots:?}");
+        assert!(!keys::EPOCH.contains('{'), "the epoch key has no tag");
+    }
+
+    #[test]
+    fn keys_group_by_slot_in_order() {
+        let a = keys::organization(Uuid::from_u128(1), Uuid::from_u128(2)).name;
+        let b = keys::organization(Uuid::from_u128(1), Uuid::from_u128(3)).name;
+        let a_access =
+            keys::access(Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(9)).name;
+        let groups = by_slot(&[a.as_str(), b.as_str(), a_access.as_str()]);
+        assert_eq!(vec![vec![0, 2], vec![1]], groups);
+    }
+
     fn test_cache(key: &[u8]) -> Cache {
         Cache::new(
             CacheConfig {
                 redis_url: "redis://127.0.0.1:1",
+                cluster: false,
                 namespace: "test",
                 key,
                 timeout: Duration::from_millis(10),
