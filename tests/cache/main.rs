@@ -9,6 +9,7 @@
 mod common;
 
 mod audit;
+mod cluster;
 mod disabled;
 mod exact_json;
 mod helpers;
