@@ -8,8 +8,8 @@
 //! - the listener turns each change notification into a **minimum version** per (kind, tenant,
 //!   id), kept in this process (every API instance runs its own listener, so each knows every
 //!   change since the current epoch began); an entry is served only if its epoch is the current
-//!   one (read from Redis in the same `MGET` as the entries) and every dependency is at least
-//!   its minimum;
+//!   one (read from Redis in the same `MGET` as the entries; on a Redis Cluster, with a `GET`
+//!   beside it: see `read_cluster`) and every dependency is at least its minimum;
 //! - so a response read from the database just before a change can still be written to Redis
 //!   after the change's invalidation (the read–invalidate race), but it is never served: its
 //!   versions are older than the minimum;
@@ -40,9 +40,7 @@ use futures_util::future::{join, join_all};
 use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo, Slot,
-};
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
 use redis::AsyncCommands;
 use sha2::Sha256;
 use uuid::Uuid;
@@ -398,6 +396,54 @@ impl redis::aio::ConnectionLike for Connection {
             Connection::Cluster(connection) => connection.get_db(),
         }
     }
+}
+
+/// PINGs every primary that `CLUSTER SLOTS` names, each on the client's own connection to it:
+/// a cluster with one down serves only part of the keys. (A fan-out to all primaries would not
+/// do: the client skips the nodes it has no connection to.)
+async fn probe_primaries(connection: &ClusterConnection) -> redis::RedisResult<()> {
+    let mut connection = connection.clone();
+    let mut slots = redis::cmd("CLUSTER");
+    slots.arg("SLOTS");
+    let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+    let slots = connection.route_command(slots, random).await?;
+    let mut primaries: Vec<(String, u16)> = Vec::new();
+    let redis::Value::Array(ranges) = slots else {
+        return Err((redis::ErrorKind::Parse, "CLUSTER SLOTS: not an array").into());
+    };
+    for range in ranges {
+        // [start, end, [host, port, id, ...], replicas...]
+        let redis::Value::Array(range) = range else {
+            continue;
+        };
+        let Some(redis::Value::Array(primary)) = range.get(2) else {
+            continue;
+        };
+        let host = match primary.first() {
+            Some(redis::Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+            _ => continue,
+        };
+        let port = match primary.get(1) {
+            Some(redis::Value::Int(port)) => u16::try_from(*port).unwrap_or(0),
+            _ => continue,
+        };
+        // An empty host is the answering node's own, which the client resolves; unknown here.
+        if !host.is_empty() && !primaries.contains(&(host.clone(), port)) {
+            primaries.push((host, port));
+        }
+    }
+    if primaries.is_empty() {
+        return Err((redis::ErrorKind::Parse, "CLUSTER SLOTS: no primaries").into());
+    }
+    let pings = primaries.into_iter().map(|(host, port)| {
+        let mut connection = connection.clone();
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+        async move { connection.route_command(redis::cmd("PING"), routing).await }
+    });
+    join_all(pings)
+        .await
+        .into_iter()
+        .try_for_each(|ping| ping.map(drop))
 }
 
 /// Indices of `keys` grouped by hash slot, in order of first appearance: a cluster node
@@ -995,24 +1041,13 @@ impl Cache {
     /// traffic: `/readyz` calls it.
     pub async fn probe(&self) {
         let ping = async {
-            let mut command = redis::cmd("PING");
             match &self.connection {
                 Connection::Single(connection) => {
-                    command
+                    redis::cmd("PING")
                         .query_async::<String>(&mut connection.clone())
                         .await?;
                 }
-                // Every primary: a cluster with one down serves only part of the keys.
-                Connection::Cluster(connection) => {
-                    let routing = RoutingInfo::MultiNode((
-                        MultipleNodeRoutingInfo::AllMasters,
-                        Some(ResponsePolicy::AllSucceeded),
-                    ));
-                    connection
-                        .clone()
-                        .route_command(std::mem::take(&mut command), routing)
-                        .await?;
-                }
+                Connection::Cluster(connection) => probe_primaries(connection).await?,
             }
             Ok::<(), redis::RedisError>(())
         };
