@@ -804,12 +804,13 @@ impl Cache {
     /// per slot, concurrently, all within the one timeout. A part that fails leaves its keys
     /// missing; without the epoch, everything is.
     ///
-    /// The epoch is not read atomically with the entries, and need not be: an entry is served
-    /// only if it carries the epoch read, and one that carries epoch E was filled from a
-    /// database read made after a lookup saw E, so after E was set. The listener that set E did
-    /// so after its first snapshot of the change log and only then started using the cache, so
-    /// every change after that read reaches its minimums. Which instant the epoch was read at
-    /// does not matter, only that it was read after the listener's SET, which it is.
+    /// The epoch is not read atomically with the entries, and need not be. An entry is served
+    /// only if it carries the epoch this lookup read, E; it was filled from a database read
+    /// made after a lookup saw E, so after E was SET. This instance's listener SET its own
+    /// epoch after its first snapshot of the change log, and uses the cache only since, so E is
+    /// that epoch or a later one, and every change committed after the entry's database read
+    /// reaches this instance's minimums. When the epoch is read, before or after the entries,
+    /// changes nothing of that.
     async fn read_cluster(
         &self,
         connection: &ClusterConnection,
@@ -839,53 +840,45 @@ impl Cache {
             }
         });
         let (epoch, replies) = join(epoch, join_all(mgets)).await;
-        let mut complete = true;
-        let mut outcome =
-            |result: Result<redis::RedisResult<()>, tokio::time::error::Elapsed>| match result {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    complete = false;
-                    self.failed("lookup", &error);
-                }
-                Err(_) => {
-                    complete = false;
-                    self.timed_out("lookup");
-                }
-            };
+        let epoch = self.outcome("lookup", epoch);
+        let mut complete = epoch.is_some();
         let mut values = vec![None; full_keys.len()];
         for (group, reply) in groups.iter().zip(replies) {
-            match reply {
-                Ok(Ok(reply)) if reply.len() == group.len() => {
+            match self.outcome("lookup", reply) {
+                Some(reply) if reply.len() == group.len() => {
                     for (index, value) in group.iter().zip(reply) {
                         values[*index] = value;
                     }
                 }
-                Ok(Ok(_)) => {}
-                Ok(Err(error)) => outcome(Ok(Err(error))),
-                Err(elapsed) => outcome(Err(elapsed)),
+                Some(_) => {}
+                None => complete = false,
             }
         }
-        let epoch = match epoch {
-            Ok(Ok(epoch)) => Some(epoch),
-            Ok(Err(error)) => {
-                outcome(Ok(Err(error)));
-                None
-            }
-            Err(elapsed) => {
-                outcome(Err(elapsed));
-                None
-            }
-        };
-        self.settle(complete);
-        epoch.map(|epoch| (epoch, values))
-    }
-
-    /// After a cluster call: all of it succeeded (Redis works), or a part failed (a node down:
-    /// degraded until a probe reaches every primary).
-    fn settle(&self, complete: bool) {
+        // All of it worked: Redis works. A part failed: a node is down, degraded until a probe
+        // reaches every primary.
         match complete {
             true => self.redis_failing.store(false, Ordering::Relaxed),
             false => self.nodes_failing.store(true, Ordering::Relaxed),
+        }
+        epoch.map(|epoch| (epoch, values))
+    }
+
+    /// The value of a Redis call made within the timeout; None, counted, if it failed.
+    fn outcome<T>(
+        &self,
+        operation: &str,
+        result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        match result {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                self.failed(operation, &error);
+                None
+            }
+            Err(_) => {
+                self.timed_out(operation);
+                None
+            }
         }
     }
 
@@ -968,17 +961,7 @@ impl Cache {
         });
         let mut complete = true;
         for result in join_all(writes).await {
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    complete = false;
-                    self.failed("store", &error);
-                }
-                Err(_) => {
-                    complete = false;
-                    self.timed_out("store");
-                }
-            }
+            complete &= self.outcome("store", result).is_some();
         }
         if !complete && matches!(self.connection, Connection::Cluster(_)) {
             self.nodes_failing.store(true, Ordering::Relaxed);
@@ -1056,13 +1039,11 @@ impl Cache {
                 self.redis_failing.store(false, Ordering::Relaxed);
                 self.nodes_failing.store(false, Ordering::Relaxed);
             }
-            Ok(Err(error)) => {
-                self.nodes_failing.store(true, Ordering::Relaxed);
-                self.failed("ping", &error);
-            }
-            Err(_) => {
-                self.nodes_failing.store(true, Ordering::Relaxed);
-                self.timed_out("ping");
+            failure => {
+                self.outcome("ping", failure);
+                if matches!(self.connection, Connection::Cluster(_)) {
+                    self.nodes_failing.store(true, Ordering::Relaxed);
+                }
             }
         }
     }
