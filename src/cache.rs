@@ -481,9 +481,9 @@ pub struct Cache {
     listening: AtomicBool,
     /// The last Redis call failed: reported as degraded until one succeeds.
     redis_failing: AtomicBool,
-    /// Cluster only: part of a call failed (a node down), or the last probe did not reach
-    /// every primary. Cleared by a probe that does: a call on the live nodes proves nothing
-    /// about the others.
+    /// Cluster only: a call failed (a node down, say) since the last probe that reached every
+    /// primary; only such a probe (`/readyz`) clears it: a call on the live nodes proves
+    /// nothing about the others.
     nodes_failing: AtomicBool,
     /// Refusals of strangers and catalogues, in this process only.
     local: Mutex<lru::LruCache<String, LocalEntry>>,
@@ -539,8 +539,10 @@ impl Cache {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(config.timeout)
                     .response_timeout(config.timeout)
-                    .retries(1)
-                    .max_retry_wait(100)
+                    // A MOVED or ASK (resharding) is retried at once; the whole call stays
+                    // within REDIS_TIMEOUT_MS whatever the retries.
+                    .retries(3)
+                    .max_retry_wait(50)
                     .build()?;
                 // Pending: it connects in the background, so start-up does not wait for the
                 // cluster; calls before then fail or time out, which is a miss.
@@ -855,10 +857,9 @@ impl Cache {
             }
         }
         // All of it worked: Redis works. A part failed: a node is down, degraded until a probe
-        // reaches every primary.
-        match complete {
-            true => self.redis_failing.store(false, Ordering::Relaxed),
-            false => self.nodes_failing.store(true, Ordering::Relaxed),
+        // reaches every primary (`mark_failing`).
+        if complete {
+            self.redis_failing.store(false, Ordering::Relaxed);
         }
         epoch.map(|epoch| (epoch, values))
     }
@@ -959,12 +960,8 @@ impl Cache {
                 tokio::time::timeout_at(deadline, pipeline.query_async::<()>(&mut connection)).await
             }
         });
-        let mut complete = true;
         for result in join_all(writes).await {
-            complete &= self.outcome("store", result).is_some();
-        }
-        if !complete && matches!(self.connection, Connection::Cluster(_)) {
-            self.nodes_failing.store(true, Ordering::Relaxed);
+            self.outcome("store", result);
         }
     }
 
@@ -1041,9 +1038,6 @@ impl Cache {
             }
             failure => {
                 self.outcome("ping", failure);
-                if matches!(self.connection, Connection::Cluster(_)) {
-                    self.nodes_failing.store(true, Ordering::Relaxed);
-                }
             }
         }
     }
@@ -1205,18 +1199,29 @@ impl Cache {
 
     fn failed(&self, operation: &str, error: &redis::RedisError) {
         self.metrics.cache_errors.inc();
-        if !self.redis_failing.swap(true, Ordering::Relaxed) {
+        if !self.mark_failing() {
             log::warn!("cache {operation} failed, serving from the database: {error}");
         }
     }
 
     fn timed_out(&self, operation: &str) {
         self.metrics.cache_errors.inc();
-        if !self.redis_failing.swap(true, Ordering::Relaxed) {
+        if !self.mark_failing() {
             log::warn!(
                 "cache {operation} took over {} ms, serving from the database",
                 self.timeout.as_millis()
             );
+        }
+    }
+
+    /// Records a failed Redis call; returns whether one was already recorded (and logged). On
+    /// a cluster the calls that reach only live nodes succeed meanwhile: the failure stands
+    /// until a probe reaches every primary, so that an outage is logged once.
+    fn mark_failing(&self) -> bool {
+        let failing = self.redis_failing.swap(true, Ordering::Relaxed);
+        match self.connection {
+            Connection::Single(_) => failing,
+            Connection::Cluster(_) => self.nodes_failing.swap(true, Ordering::Relaxed),
         }
     }
 }
