@@ -539,9 +539,9 @@ impl Cache {
                 let client = redis::cluster::ClusterClientBuilder::new(nodes)
                     .connection_timeout(config.timeout)
                     .response_timeout(config.timeout)
-                    // A MOVED or ASK (resharding) is retried at once; the whole call stays
-                    // within REDIS_TIMEOUT_MS whatever the retries.
-                    .retries(3)
+                    // One retry follows a MOVED or ASK (resharding); more would keep a call
+                    // for a node down retrying until REDIS_TIMEOUT_MS instead of failing fast.
+                    .retries(1)
                     .max_retry_wait(50)
                     .build()?;
                 // Pending: it connects in the background, so start-up does not wait for the
