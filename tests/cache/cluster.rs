@@ -85,6 +85,18 @@ async fn warm(app: &TestApp, what: &str, probe: Probe<'_>, expected: impl Fn(&Re
     );
 }
 
+/// `user`'s GET of `org` and check of `organization:read` (allowed), cached on both instances.
+async fn warm_both(apps: [&TestApp; 2], what: &str, user: &TestUser, org: Uuid) {
+    for app in apps {
+        warm(app, what, Probe::Get(user, org), |reply| {
+            name(reply).is_some()
+        })
+        .await;
+        let allowed_once = |reply: &Reply| reply.status == 200 && allowed(reply) == [json!(true)];
+        warm(app, what, Probe::Check(user, org), allowed_once).await;
+    }
+}
+
 /// Polls `probe` on every instance until each answers as `expected`, within the deadline.
 async fn honoured_by_both(
     apps: [&TestApp; 2],
@@ -187,25 +199,8 @@ async fn two_instances_honour_a_change_from_any_door() {
     let may_read = |expected: bool| {
         move |reply: &Reply| reply.status == 200 && allowed(reply) == vec![json!(expected)]
     };
-    let warm_both = |what: &'static str, user: &'static str| {
-        let user = match user {
-            "member" => &member,
-            "by_function" => &by_function,
-            _ => &by_sql,
-        };
-        async move {
-            for app in both {
-                warm(app, what, Probe::Get(user, org), |reply| {
-                    name(reply).is_some()
-                })
-                .await;
-                warm(app, what, Probe::Check(user, org), may_read(true)).await;
-            }
-        }
-    };
-
     // Through instance A's API.
-    warm_both("before the API rename", "member").await;
+    warm_both(both, "before the API rename", &member, org).await;
     let reply = a
         .patch_org(&owner.token, org, &json!({"name": "Renamed by API"}))
         .await;
@@ -219,7 +214,7 @@ async fn two_instances_honour_a_change_from_any_door() {
     .await;
 
     // A roster.* function in psql.
-    warm_both("before remove_member", "by_function").await;
+    warm_both(both, "before remove_member", &by_function, org).await;
     a.exec(
         "select roster.remove_member($1, $2, $3)",
         &[&owner.id, &org, &by_function.id],
@@ -241,7 +236,7 @@ async fn two_instances_honour_a_change_from_any_door() {
     .await;
 
     // Raw SQL on the organization.
-    warm_both("before the raw rename", "member").await;
+    warm_both(both, "before the raw rename", &member, org).await;
     a.exec(
         "update roster.organizations set name = 'Renamed by SQL' where id = $1",
         &[&org],
@@ -256,7 +251,7 @@ async fn two_instances_honour_a_change_from_any_door() {
     .await;
 
     // Raw SQL on a membership: the removed member loses access on both.
-    warm_both("before the raw removal", "by_sql").await;
+    warm_both(both, "before the raw removal", &by_sql, org).await;
     a.exec(
         "update roster.organization_memberships set deleted_at = now() \
          where organization_id = $1 and user_id = $2",
