@@ -8,8 +8,8 @@
 //! - the listener turns each change notification into a **minimum version** per (kind, tenant,
 //!   id), kept in this process (every API instance runs its own listener, so each knows every
 //!   change since the current epoch began); an entry is served only if its epoch is the current
-//!   one (read from Redis in the same `MGET` as the entries) and every dependency is at least
-//!   its minimum;
+//!   one (read from Redis in the same `MGET` as the entries; on a Redis Cluster, with a `GET`
+//!   beside it: see `read_cluster`) and every dependency is at least its minimum;
 //! - so a response read from the database just before a change can still be written to Redis
 //!   after the change's invalidation (the read–invalidate race), but it is never served: its
 //!   versions are older than the minimum;
@@ -36,8 +36,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::{join, join_all};
 use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
 use redis::AsyncCommands;
 use sha2::Sha256;
 use uuid::Uuid;
@@ -184,7 +187,10 @@ pub struct Key {
     pub name: String,
 }
 
-/// The keys of cached items, in one place.
+/// The keys of cached items, in one place. Each name carries a Redis Cluster hash tag (the
+/// part in braces decides the slot) so that the keys one lookup reads together share a slot:
+/// `{tenant:org}` for what is about an organization, `{tenant:user}` for what is about a user
+/// alone. The epoch key has none: it is read on its own.
 pub mod keys {
     use super::Key;
     use uuid::Uuid;
@@ -194,25 +200,28 @@ pub mod keys {
     }
 
     pub fn identity(tenant: Uuid, user: Uuid) -> Key {
-        key(tenant, format!("identity:{tenant}:{user}"))
+        key(tenant, format!("identity:{{{tenant}:{user}}}"))
     }
 
     pub fn access(tenant: Uuid, org: Uuid, user: Uuid) -> Key {
-        key(tenant, format!("access:{tenant}:{org}:{user}"))
+        key(tenant, format!("access:{{{tenant}:{org}}}:{user}"))
     }
 
     pub fn organization(tenant: Uuid, org: Uuid) -> Key {
-        key(tenant, format!("org:{tenant}:{org}"))
+        key(tenant, format!("org:{{{tenant}:{org}}}"))
     }
 
     pub fn members(tenant: Uuid, org: Uuid, limit: i32, offset: i32) -> Key {
-        key(tenant, format!("members:{tenant}:{org}:{limit}:{offset}"))
+        key(
+            tenant,
+            format!("members:{{{tenant}:{org}}}:{limit}:{offset}"),
+        )
     }
 
     pub fn user_organizations(tenant: Uuid, user: Uuid, limit: i32, offset: i32) -> Key {
         key(
             tenant,
-            format!("user-orgs:{tenant}:{user}:{limit}:{offset}"),
+            format!("user-orgs:{{{tenant}:{user}}}:{limit}:{offset}"),
         )
     }
 
@@ -221,14 +230,14 @@ pub mod keys {
         key(
             tenant,
             format!(
-                "res-access:{tenant}:{org}:{user}:{}:{kind}:{id}",
+                "res-access:{{{tenant}:{org}}}:{user}:{}:{kind}:{id}",
                 kind.len()
             ),
         )
     }
 
     pub fn catalogue(tenant: Uuid) -> Key {
-        key(tenant, format!("perm-names:{tenant}"))
+        key(tenant, format!("perm-names:{{{tenant}}}"))
     }
 
     pub(super) const EPOCH: &str = "epoch";
@@ -350,8 +359,110 @@ pub type FillHook =
 
 type Minimums = HashMap<(DepKind, Uuid, Uuid), Minimum>;
 
+/// The connection to Redis: one server (with replicas or not), or a Redis Cluster.
+#[derive(Clone)]
+enum Connection {
+    /// A lookup is one `MGET` with the epoch, atomic.
+    Single(ConnectionManager),
+    /// A lookup is a `GET` of the epoch and one `MGET` per hash slot, sent concurrently.
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_commands(cmd, offset, count),
+            Connection::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// PINGs every primary that `CLUSTER SLOTS` names, each on the client's own connection to it:
+/// a cluster with one down serves only part of the keys. (A fan-out to all primaries would not
+/// do: the client skips the nodes it has no connection to.)
+async fn probe_primaries(connection: &ClusterConnection) -> redis::RedisResult<()> {
+    let mut connection = connection.clone();
+    let mut slots = redis::cmd("CLUSTER");
+    slots.arg("SLOTS");
+    let random = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+    let slots = connection.route_command(slots, random).await?;
+    let mut primaries: Vec<(String, u16)> = Vec::new();
+    let redis::Value::Array(ranges) = slots else {
+        return Err((redis::ErrorKind::Parse, "CLUSTER SLOTS: not an array").into());
+    };
+    for range in ranges {
+        // [start, end, [host, port, id, ...], replicas...]
+        let redis::Value::Array(range) = range else {
+            continue;
+        };
+        let Some(redis::Value::Array(primary)) = range.get(2) else {
+            continue;
+        };
+        let host = match primary.first() {
+            Some(redis::Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+            _ => continue,
+        };
+        let port = match primary.get(1) {
+            Some(redis::Value::Int(port)) => u16::try_from(*port).unwrap_or(0),
+            _ => continue,
+        };
+        // An empty host is the answering node's own, which the client resolves; unknown here.
+        if !host.is_empty() && !primaries.contains(&(host.clone(), port)) {
+            primaries.push((host, port));
+        }
+    }
+    if primaries.is_empty() {
+        return Err((redis::ErrorKind::Parse, "CLUSTER SLOTS: no primaries").into());
+    }
+    let pings = primaries.into_iter().map(|(host, port)| {
+        let mut connection = connection.clone();
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+        async move { connection.route_command(redis::cmd("PING"), routing).await }
+    });
+    join_all(pings)
+        .await
+        .into_iter()
+        .try_for_each(|ping| ping.map(drop))
+}
+
+/// Indices of `keys` grouped by hash slot, in order of first appearance: a cluster node
+/// answers a multi-key command only for keys of one slot.
+fn by_slot<K: AsRef<[u8]>>(keys: &[K]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(Slot, Vec<usize>)> = Vec::new();
+    for (index, key) in keys.iter().enumerate() {
+        let slot = Slot::for_key(key);
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(index),
+            None => groups.push((slot, vec![index])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
 pub struct Cache {
-    connection: ConnectionManager,
+    connection: Connection,
     /// Prefix of every key (`roster` by default), so that deployments can share a Redis.
     namespace: String,
     /// HMAC-SHA256 keyed with CACHE_KEY, its key schedule done once.
@@ -371,6 +482,10 @@ pub struct Cache {
     listening: AtomicBool,
     /// The last Redis call failed: reported as degraded until one succeeds.
     redis_failing: AtomicBool,
+    /// Cluster only: a call failed (a node down, say) since the last probe that reached every
+    /// primary; only such a probe (`/readyz`) clears it: a call on the live nodes proves
+    /// nothing about the others.
+    nodes_failing: AtomicBool,
     /// Refusals of strangers and catalogues, in this process only.
     local: Mutex<lru::LruCache<String, LocalEntry>>,
     /// (user, organization) → its current authorization version, for access tokens' checks.
@@ -389,7 +504,9 @@ pub struct Cache {
 
 /// How the cache is set up: see the `CACHE_*` and `REDIS_*` settings.
 pub struct CacheConfig<'a> {
+    /// One URL, or with `cluster` the comma-separated seed nodes of a Redis Cluster.
     pub redis_url: &'a str,
+    pub cluster: bool,
     pub namespace: &'a str,
     /// The secret entries are authenticated with (CACHE_KEY).
     pub key: &'a [u8],
@@ -403,13 +520,41 @@ impl Cache {
         metrics: Arc<Metrics>,
         fill_hook: Option<FillHook>,
     ) -> Result<Cache, redis::RedisError> {
-        let client = redis::Client::open(config.redis_url)?;
-        let connection_config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.timeout))
-            .set_response_timeout(Some(config.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, connection_config)?;
+        let connection = match config.cluster {
+            false => {
+                let client = redis::Client::open(config.redis_url)?;
+                let connection_config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(Some(config.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_secs(1));
+                Connection::Single(ConnectionManager::new_lazy_with_config(
+                    client,
+                    connection_config,
+                )?)
+            }
+            true => {
+                let nodes = config
+                    .redis_url
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty());
+                let client = redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(config.timeout)
+                    .response_timeout(config.timeout)
+                    // One retry follows a MOVED or ASK (resharding); more would keep a call
+                    // for a node down retrying until REDIS_TIMEOUT_MS instead of failing fast.
+                    .retries(1)
+                    .max_retry_wait(50)
+                    .build()?;
+                // Pending: it connects in the background, so start-up does not wait for the
+                // cluster; calls before then fail or time out, which is a miss.
+                let cluster_config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(config.timeout)
+                    .set_response_timeout(config.timeout);
+                Connection::Cluster(client.get_pending_async_connection_with_config(cluster_config))
+            }
+        };
         Ok(Cache {
             connection,
             namespace: config.namespace.to_owned(),
@@ -421,6 +566,7 @@ impl Cache {
             ttl_seconds: config.ttl_seconds,
             listening: AtomicBool::new(false),
             redis_failing: AtomicBool::new(false),
+            nodes_failing: AtomicBool::new(false),
             local: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(LOCAL_ENTRIES).expect("a positive size"),
             )),
@@ -442,7 +588,10 @@ impl Cache {
     }
 
     pub fn state(&self) -> CacheState {
-        if self.listening.load(Ordering::Acquire) && !self.redis_failing.load(Ordering::Relaxed) {
+        if self.listening.load(Ordering::Acquire)
+            && !self.redis_failing.load(Ordering::Relaxed)
+            && !self.nodes_failing.load(Ordering::Relaxed)
+        {
             CacheState::Ok
         } else {
             CacheState::Degraded
@@ -593,35 +742,14 @@ impl Cache {
     async fn lookup_shared(&self, keys: &[&Key]) -> (Option<String>, Vec<Option<Vec<u8>>>) {
         let misses = || vec![None; keys.len()];
         let full_keys: Vec<String> = keys.iter().map(|key| self.key(&key.name)).collect();
-        let mut command = redis::cmd("MGET");
-        command.arg(self.key(keys::EPOCH));
-        for key in &full_keys {
-            command.arg(key);
-        }
-        let mut connection = self.connection.clone();
-        let reply = match tokio::time::timeout(
-            self.timeout,
-            command.query_async::<Vec<Option<Vec<u8>>>>(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok(reply)) if reply.len() == keys.len() + 1 => reply,
-            Ok(Ok(_)) => return (None, misses()),
-            Ok(Err(error)) => {
-                self.failed("lookup", &error);
-                return (None, misses());
-            }
-            Err(_) => {
-                self.timed_out("lookup");
-                return (None, misses());
-            }
+        let read = match &self.connection {
+            Connection::Single(connection) => self.read_single(connection, &full_keys).await,
+            Connection::Cluster(connection) => self.read_cluster(connection, &full_keys).await,
         };
-        self.redis_failing.store(false, Ordering::Relaxed);
-        let mut reply = reply.into_iter();
-        let epoch = reply
-            .next()
-            .flatten()
-            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some((epoch, reply)) = read else {
+            return (None, misses());
+        };
+        let epoch = epoch.and_then(|bytes| String::from_utf8(bytes).ok());
         let Some(epoch) = epoch else {
             // Redis lost everything (restart, flush): entries are gone too. Start an epoch so
             // that what this request reads can be stored.
@@ -629,6 +757,7 @@ impl Cache {
         };
         let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
         let values = reply
+            .into_iter()
             .zip(full_keys.iter().zip(keys))
             .map(|(raw, (full_key, key))| {
                 // An entry of another epoch is a miss whoever wrote it; one of this epoch must
@@ -645,6 +774,122 @@ impl Cache {
             .collect();
         drop(minimums);
         (Some(epoch), values)
+    }
+
+    /// The raw epoch and values of `full_keys`, in one `MGET`; None on failure.
+    async fn read_single(
+        &self,
+        connection: &ConnectionManager,
+        full_keys: &[String],
+    ) -> Option<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)> {
+        let mut command = redis::cmd("MGET");
+        command.arg(self.key(keys::EPOCH));
+        for key in full_keys {
+            command.arg(key);
+        }
+        let mut connection = connection.clone();
+        let reply = match tokio::time::timeout(
+            self.timeout,
+            command.query_async::<Vec<Option<Vec<u8>>>>(&mut connection),
+        )
+        .await
+        {
+            Ok(Ok(reply)) if reply.len() == full_keys.len() + 1 => reply,
+            Ok(Ok(_)) => return None,
+            Ok(Err(error)) => {
+                self.failed("lookup", &error);
+                return None;
+            }
+            Err(_) => {
+                self.timed_out("lookup");
+                return None;
+            }
+        };
+        self.redis_failing.store(false, Ordering::Relaxed);
+        let mut reply = reply.into_iter();
+        let epoch = reply.next().flatten();
+        Some((epoch, reply.collect()))
+    }
+
+    /// The same from a cluster: the epoch with a `GET` of its own and the keys with one `MGET`
+    /// per slot, concurrently, all within the one timeout. A part that fails leaves its keys
+    /// missing; without the epoch, everything is.
+    ///
+    /// The epoch is not read atomically with the entries, and need not be. An entry is served
+    /// only if it carries the epoch this lookup read, E; it was filled from a database read
+    /// made after a lookup saw E, so after E was SET. This instance's listener SET its own
+    /// epoch after its first snapshot of the change log, and uses the cache only since, so E is
+    /// that epoch or a later one, and every change committed after the entry's database read
+    /// reaches this instance's minimums. When the epoch is read, before or after the entries,
+    /// changes nothing of that.
+    async fn read_cluster(
+        &self,
+        connection: &ClusterConnection,
+        full_keys: &[String],
+    ) -> Option<(Option<Vec<u8>>, Vec<Option<Vec<u8>>>)> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut get = redis::cmd("GET");
+        get.arg(self.key(keys::EPOCH));
+        let mut epoch_connection = connection.clone();
+        let epoch = tokio::time::timeout_at(
+            deadline,
+            get.query_async::<Option<Vec<u8>>>(&mut epoch_connection),
+        );
+        let groups = by_slot(full_keys);
+        let mgets = groups.iter().map(|group| {
+            let mut command = redis::cmd("MGET");
+            for index in group {
+                command.arg(&full_keys[*index]);
+            }
+            let mut connection = connection.clone();
+            async move {
+                tokio::time::timeout_at(
+                    deadline,
+                    command.query_async::<Vec<Option<Vec<u8>>>>(&mut connection),
+                )
+                .await
+            }
+        });
+        let (epoch, replies) = join(epoch, join_all(mgets)).await;
+        let epoch = self.outcome("lookup", epoch);
+        let mut complete = epoch.is_some();
+        let mut values = vec![None; full_keys.len()];
+        for (group, reply) in groups.iter().zip(replies) {
+            match self.outcome("lookup", reply) {
+                Some(reply) if reply.len() == group.len() => {
+                    for (index, value) in group.iter().zip(reply) {
+                        values[*index] = value;
+                    }
+                }
+                Some(_) => {}
+                None => complete = false,
+            }
+        }
+        // All of it worked: Redis works. A part failed: a node is down, degraded until a probe
+        // reaches every primary (`mark_failing`).
+        if complete {
+            self.redis_failing.store(false, Ordering::Relaxed);
+        }
+        epoch.map(|epoch| (epoch, values))
+    }
+
+    /// The value of a Redis call made within the timeout; None, counted, if it failed.
+    fn outcome<T>(
+        &self,
+        operation: &str,
+        result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Option<T> {
+        match result {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                self.failed(operation, &error);
+                None
+            }
+            Err(_) => {
+                self.timed_out(operation);
+                None
+            }
+        }
     }
 
     /// Writes what a read fetched from the database after `lookup`: shared entries to Redis
@@ -685,9 +930,8 @@ impl Cache {
         if shared.is_empty() {
             return;
         }
-        let mut pipeline = redis::pipe();
         let ttl = Duration::from_secs(self.ttl_seconds);
-        let mut written = 0;
+        let mut entries: Vec<(String, Vec<u8>, u64)> = Vec::with_capacity(shared.len());
         for fill in shared {
             // Redis drops the entry when the answer would expire, if that comes first.
             let lifetime = match fill.until {
@@ -700,18 +944,33 @@ impl Cache {
             let key = self.key(&fill.key.name);
             let value = self.seal(&key, epoch, &fill.deps, &fill.payload);
             let milliseconds = lifetime.as_millis().max(1) as u64;
-            pipeline.pset_ex(key, value, milliseconds).ignore();
-            written += 1;
+            entries.push((key, value, milliseconds));
         }
-        if written == 0 {
+        if entries.is_empty() {
             return;
         }
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, pipeline.query_async::<()>(&mut connection)).await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => self.failed("store", &error),
-            Err(_) => self.timed_out("store"),
+        // One pipeline; in a cluster one per slot, since a pipeline goes to one node.
+        let groups = match &self.connection {
+            Connection::Single(_) => vec![(0..entries.len()).collect()],
+            Connection::Cluster(_) => {
+                let keys: Vec<&str> = entries.iter().map(|(key, ..)| key.as_str()).collect();
+                by_slot(&keys)
+            }
+        };
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let writes = groups.iter().map(|group| {
+            let mut pipeline = redis::pipe();
+            for index in group {
+                let (key, value, milliseconds) = &entries[*index];
+                pipeline.pset_ex(key, value, *milliseconds).ignore();
+            }
+            let mut connection = self.connection.clone();
+            async move {
+                tokio::time::timeout_at(deadline, pipeline.query_async::<()>(&mut connection)).await
+            }
+        });
+        for result in join_all(writes).await {
+            self.outcome("store", result);
         }
     }
 
@@ -770,23 +1029,48 @@ impl Cache {
     /// Pings Redis (within the timeout) so that the reported state follows Redis even without
     /// traffic: `/readyz` calls it.
     pub async fn probe(&self) {
-        let mut connection = self.connection.clone();
-        let command = redis::cmd("PING");
-        let ping = command.query_async::<String>(&mut connection);
+        let ping = async {
+            match &self.connection {
+                Connection::Single(connection) => {
+                    redis::cmd("PING")
+                        .query_async::<String>(&mut connection.clone())
+                        .await?;
+                }
+                Connection::Cluster(connection) => probe_primaries(connection).await?,
+            }
+            Ok::<(), redis::RedisError>(())
+        };
         match tokio::time::timeout(self.timeout, ping).await {
-            Ok(Ok(_)) => self.redis_failing.store(false, Ordering::Relaxed),
-            Ok(Err(error)) => self.failed("ping", &error),
-            Err(_) => self.timed_out("ping"),
+            Ok(Ok(())) => {
+                self.redis_failing.store(false, Ordering::Relaxed);
+                self.nodes_failing.store(false, Ordering::Relaxed);
+            }
+            failure => {
+                self.outcome("ping", failure);
+            }
         }
     }
 
     /// The server's `maxmemory-policy`, when Redis lets us ask (managed services often
     /// disable CONFIG).
     pub async fn eviction_policy(&self) -> Option<String> {
-        let mut connection = self.connection.clone();
         let mut command = redis::cmd("CONFIG");
         command.arg("GET").arg("maxmemory-policy");
-        let call = command.query_async::<Vec<String>>(&mut connection);
+        let call = async {
+            match &self.connection {
+                Connection::Single(connection) => {
+                    command
+                        .query_async::<Vec<String>>(&mut connection.clone())
+                        .await
+                }
+                // One node's answer, taken as the cluster's.
+                Connection::Cluster(connection) => {
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                    let value = connection.clone().route_command(command, routing).await?;
+                    Ok(redis::FromRedisValue::from_redis_value(value)?)
+                }
+            }
+        };
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(reply)) => reply.into_iter().nth(1),
             _ => None,
@@ -924,18 +1208,29 @@ impl Cache {
 
     fn failed(&self, operation: &str, error: &redis::RedisError) {
         self.metrics.cache_errors.inc();
-        if !self.redis_failing.swap(true, Ordering::Relaxed) {
+        if !self.mark_failing() {
             log::warn!("cache {operation} failed, serving from the database: {error}");
         }
     }
 
     fn timed_out(&self, operation: &str) {
         self.metrics.cache_errors.inc();
-        if !self.redis_failing.swap(true, Ordering::Relaxed) {
+        if !self.mark_failing() {
             log::warn!(
                 "cache {operation} took over {} ms, serving from the database",
                 self.timeout.as_millis()
             );
+        }
+    }
+
+    /// Records a failed Redis call; returns whether one was already recorded (and logged). On
+    /// a cluster the calls that reach only live nodes succeed meanwhile: the failure stands
+    /// until a probe reaches every primary, so that an outage is logged once.
+    fn mark_failing(&self) -> bool {
+        let failing = self.redis_failing.swap(true, Ordering::Relaxed);
+        match self.connection {
+            Connection::Single(_) => failing,
+            Connection::Cluster(_) => self.nodes_failing.swap(true, Ordering::Relaxed),
         }
     }
 }
@@ -1067,10 +1362,83 @@ mod tests {
         );
     }
 
+    /// The keys each lookup of `reads.rs` reads together, as the cache names them in Redis.
+    #[test]
+    fn the_keys_of_one_lookup_share_a_cluster_slot() {
+        let tenant = Uuid::from_u128(1);
+        let org = Uuid::from_u128(2);
+        let user = Uuid::from_u128(3);
+        let cache_key = |key: Key| format!("roster:{}", key.name);
+        let lookups = [
+            (
+                "GET /organizations/{id}",
+                vec![
+                    keys::access(tenant, org, user),
+                    keys::organization(tenant, org),
+                ],
+            ),
+            (
+                "GET /organizations/{id}/members",
+                vec![
+                    keys::access(tenant, org, user),
+                    keys::members(tenant, org, 20, 0),
+                ],
+            ),
+            (
+                "GET /organizations",
+                vec![
+                    keys::identity(tenant, user),
+                    keys::user_organizations(tenant, user, 50, 0),
+                ],
+            ),
+            (
+                "a check with and without a resource in one organization",
+                vec![
+                    keys::access(tenant, org, user),
+                    keys::resource_access(tenant, org, user, "doc", "42"),
+                    keys::resource_access(tenant, org, user, "a:b", "{c}"),
+                ],
+            ),
+        ];
+        for (what, keys) in lookups {
+            let slots: Vec<Slot> = keys.into_iter().map(cache_key).map(Slot::for_key).collect();
+            assert!(
+                slots.iter().all(|slot| *slot == slots[0]),
+                "{what}: {slots:?}"
+            );
+        }
+        // Not one tag for everything: organizations, users and tenants spread.
+        let spread = [
+            keys::organization(tenant, org),
+            keys::organization(tenant, Uuid::from_u128(4)),
+            keys::organization(Uuid::from_u128(5), org),
+            keys::identity(tenant, user),
+            keys::identity(tenant, Uuid::from_u128(6)),
+        ];
+        let slots: std::collections::HashSet<Slot> = spread
+            .into_iter()
+            .map(cache_key)
+            .map(Slot::for_key)
+            .collect();
+        assert_eq!(5, slots.len(), "distinct tags, distinct slots: {slots:?}");
+        assert!(!keys::EPOCH.contains('{'), "the epoch key has no tag");
+    }
+
+    #[test]
+    fn keys_group_by_slot_in_order() {
+        let a = keys::organization(Uuid::from_u128(1), Uuid::from_u128(2)).name;
+        let b = keys::organization(Uuid::from_u128(1), Uuid::from_u128(3)).name;
+        let a_access =
+            keys::access(Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(9)).name;
+        let groups = by_slot(&[a.as_str(), b.as_str(), a_access.as_str()]);
+        assert_eq!(vec![vec![0, 2], vec![1]], groups);
+    }
+
     fn test_cache(key: &[u8]) -> Cache {
         Cache::new(
             CacheConfig {
                 redis_url: "redis://127.0.0.1:1",
+                cluster: false,
                 namespace: "test",
                 key,
                 timeout: Duration::from_millis(10),

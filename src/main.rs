@@ -62,7 +62,9 @@ enum KeysCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     // tokio-postgres logs every server NOTICE (e.g. refinery's "already exists, skipping").
-    let filter = "info,tokio_postgres=warn,refinery_core=warn";
+    // The Redis cluster client logs each failed attempt to reach a node down, hundreds a
+    // second under load; the cache says so once per outage, with the cause.
+    let filter = "info,tokio_postgres=warn,refinery_core=warn,redis=off";
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
     let result = match Cli::parse().command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,

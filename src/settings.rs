@@ -21,8 +21,10 @@ pub struct Settings {
     /// login role.
     pub database_role: Option<String>,
     pub bind_addr: String,
-    /// No cache when None.
+    /// No cache when None. With `redis_cluster`, the comma-separated seed nodes of a cluster.
     pub redis_url: Option<String>,
+    /// REDIS_URL names a Redis Cluster: set by REDIS_CLUSTER=true or by several URLs.
+    pub redis_cluster: bool,
     /// Prefix of every Redis key, so that several deployments can share one Redis.
     pub cache_namespace: String,
     /// The secret that authenticates cache entries (HMAC), the same for every instance sharing
@@ -117,6 +119,7 @@ impl Settings {
             database_role: Some("roster_app".to_owned()),
             bind_addr: DEFAULT_BIND_ADDR.to_owned(),
             redis_url: None,
+            redis_cluster: false,
             cache_key: None,
             cache_namespace: "roster".to_owned(),
             redis_timeout: Duration::from_millis(100),
@@ -146,6 +149,18 @@ impl Settings {
         let defaults = Settings::new(database_url_from_env()?, JwtSettings::from_env()?);
         let database_app_url = var("DATABASE_APP_URL")?.filter(|url| !url.is_empty());
         let redis_url = var("REDIS_URL")?.filter(|url| !url.is_empty());
+        let redis_cluster =
+            parse_redis_cluster(var("REDIS_CLUSTER")?.as_deref(), redis_url.as_deref())?;
+        let cache_namespace = var("CACHE_NAMESPACE")?
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| defaults.cache_namespace.clone());
+        // The first `{...}` of a key is its cluster hash tag: it must be the one keys carry.
+        if redis_cluster && cache_namespace.contains(['{', '}']) {
+            return Err(SettingsError::new(
+                "CACHE_NAMESPACE",
+                format!("{cache_namespace:?}: no braces with a Redis Cluster (they would be the keys' hash tag)"),
+            ));
+        }
         let cache_key = match (&redis_url, var("CACHE_KEY")?) {
             (_, Some(key)) if key.len() < MIN_SECRET_BYTES => {
                 return Err(SettingsError::new(
@@ -172,10 +187,9 @@ impl Settings {
             database_app_url,
             bind_addr: var("BIND_ADDR")?.unwrap_or_else(|| defaults.bind_addr.clone()),
             redis_url,
+            redis_cluster,
             cache_key,
-            cache_namespace: var("CACHE_NAMESPACE")?
-                .filter(|ns| !ns.is_empty())
-                .unwrap_or_else(|| defaults.cache_namespace.clone()),
+            cache_namespace,
             redis_timeout: parse_ms("REDIS_TIMEOUT_MS", defaults.redis_timeout, |ms| ms >= 1)?,
             cache_ttl_seconds: parse_var("CACHE_TTL_SECONDS", defaults.cache_ttl_seconds, |s| {
                 (1..=86_400).contains(&s)
@@ -294,6 +308,53 @@ fn pem_or_path(name: &'static str, value: &str) -> Result<String, SettingsError>
         .map_err(|e| SettingsError::new(name, format!("cannot read {value}: {e}")))
 }
 
+/// Whether REDIS_URL names a cluster: REDIS_CLUSTER (true or false), or else whether it
+/// lists several nodes. Each URL must parse.
+fn parse_redis_cluster(flag: Option<&str>, redis_url: Option<&str>) -> Result<bool, SettingsError> {
+    let flag = match flag.map(str::trim) {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(SettingsError::new(
+                "REDIS_CLUSTER",
+                format!("invalid value {other:?}: expected true or false"),
+            ))
+        }
+    };
+    let Some(redis_url) = redis_url else {
+        return match flag {
+            Some(true) => Err(SettingsError::new(
+                "REDIS_CLUSTER",
+                "true without REDIS_URL: set REDIS_URL to the cluster's seed nodes",
+            )),
+            _ => Ok(false),
+        };
+    };
+    let urls: Vec<&str> = redis_url.split(',').map(str::trim).collect();
+    if urls.len() > 1 && flag == Some(false) {
+        return Err(SettingsError::new(
+            "REDIS_URL",
+            "several URLs name a Redis Cluster, but REDIS_CLUSTER is false",
+        ));
+    }
+    for url in &urls {
+        if url.is_empty() {
+            return Err(SettingsError::new(
+                "REDIS_URL",
+                format!("{redis_url:?}: an empty URL in the comma-separated list"),
+            ));
+        }
+        if let Err(error) = redis::IntoConnectionInfo::into_connection_info(*url) {
+            return Err(SettingsError::new(
+                "REDIS_URL",
+                format!("{url:?} is not a Redis URL: {error}"),
+            ));
+        }
+    }
+    Ok(flag.unwrap_or(urls.len() > 1))
+}
+
 /// DATABASE_URL, or the default: also used alone by the commands that only need the database.
 pub fn database_url_from_env() -> Result<String, SettingsError> {
     Ok(var("DATABASE_URL")?.unwrap_or_else(|| crate::DEFAULT_DATABASE_URL.to_owned()))
@@ -331,5 +392,70 @@ where
     match text.trim().parse::<T>() {
         Ok(value) if valid(value) => Ok(value),
         _ => Err(SettingsError::new(name, format!("invalid value {text:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_cluster_comes_from_the_flag_or_several_urls() {
+        let one = Some("redis://127.0.0.1:7000");
+        let three = Some("redis://127.0.0.1:7000, redis://127.0.0.1:7001,redis://127.0.0.1:7002");
+        let cases = [
+            (None, one, Some(false), "one URL"),
+            (None, three, Some(true), "several URLs"),
+            (
+                Some("true"),
+                one,
+                Some(true),
+                "REDIS_CLUSTER=true, one seed",
+            ),
+            (Some(""), three, Some(true), "REDIS_CLUSTER empty"),
+            (Some("true"), three, Some(true), "both"),
+            (Some("false"), one, Some(false), "REDIS_CLUSTER=false"),
+            (None, None, Some(false), "no Redis"),
+            (
+                Some("false"),
+                None,
+                Some(false),
+                "no Redis, REDIS_CLUSTER=false",
+            ),
+            (
+                Some("false"),
+                three,
+                None,
+                "several URLs but REDIS_CLUSTER=false",
+            ),
+            (Some("yes"), one, None, "REDIS_CLUSTER not a boolean"),
+            (Some("true"), None, None, "REDIS_CLUSTER without REDIS_URL"),
+            (None, Some("redis://a:1,,redis://b:2"), None, "an empty URL"),
+            (
+                None,
+                Some("redis://a:1,http://b:2"),
+                None,
+                "not a Redis URL",
+            ),
+        ];
+        for (flag, url, expected, description) in cases {
+            let parsed = parse_redis_cluster(flag, url);
+            assert_eq!(
+                expected,
+                parsed.as_ref().ok().copied(),
+                "{description}: {parsed:?}"
+            );
+            if let Err(error) = parsed {
+                let text = error.to_string();
+                assert!(
+                    text.starts_with("REDIS_URL: ") || text.starts_with("REDIS_CLUSTER: "),
+                    "{description}: one line naming the setting, got {text:?}"
+                );
+                assert!(
+                    !text.contains('\n'),
+                    "{description}: one line, got {text:?}"
+                );
+            }
+        }
     }
 }

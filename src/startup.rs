@@ -99,6 +99,7 @@ impl Application {
                 })?;
                 let config = CacheConfig {
                     redis_url: url,
+                    cluster: settings.redis_cluster,
                     namespace: &settings.cache_namespace,
                     key,
                     timeout: settings.redis_timeout,

@@ -21,6 +21,7 @@ use crate::helpers::{jwt_settings, JWT_SECRET};
 const INHERITED_SETTINGS: &[&str] = &[
     "DATABASE_ROLE",
     "REDIS_URL",
+    "REDIS_CLUSTER",
     "CACHE_NAMESPACE",
     "REDIS_TIMEOUT_MS",
     "CACHE_TTL_SECONDS",

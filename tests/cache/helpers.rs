@@ -43,6 +43,10 @@ pub struct AppOptions {
     pub fill_hook: Option<FillHook>,
     /// Route the app's database connections (pool and listener) through a proxy.
     pub through_proxy: bool,
+    /// `redis_url` lists the seed nodes of a Redis Cluster (REDIS_CLUSTER).
+    pub redis_cluster: bool,
+    /// Wait until `/readyz` reports the cache ok (disabled without Redis) before returning.
+    pub wait_for_cache: bool,
 }
 
 impl Default for AppOptions {
@@ -51,6 +55,8 @@ impl Default for AppOptions {
             redis_url: Some(SHARED_REDIS_URL.to_owned()),
             fill_hook: None,
             through_proxy: false,
+            redis_cluster: false,
+            wait_for_cache: true,
         }
     }
 }
@@ -90,8 +96,9 @@ pub struct TestApp {
     pub proxy: Option<DbProxy>,
     jwt: JwtSettings,
     http: reqwest::Client,
-    // Last: the database is dropped after everything that uses it.
-    db: TestDatabase,
+    // Last: the database is dropped after everything that uses it (shared by the instances
+    // of `spawn_instance_of`).
+    db: Arc<TestDatabase>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -99,14 +106,37 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let db = Arc::new(common::fresh_database().await);
+    let namespace = format!("test-{}", Uuid::new_v4());
+    start(db, namespace, None, options).await
+}
+
+/// Another instance of `app`'s deployment: the same database, tenant, Redis and namespace (the
+/// Redis of `options` must be `app`'s), its own process state and listener.
+pub async fn spawn_instance_of(app: &TestApp, options: AppOptions) -> TestApp {
+    assert_eq!(app.redis_url, options.redis_url, "one Redis per deployment");
+    start(
+        app.db.clone(),
+        app.namespace.clone(),
+        Some(app.tenant),
+        options,
+    )
+    .await
+}
+
+/// Starts an app on `db`, creating the tenant unless given.
+async fn start(
+    db: Arc<TestDatabase>,
+    namespace: String,
+    tenant: Option<Uuid>,
+    options: AppOptions,
+) -> TestApp {
     // The app's errors (500s) show in a failed test's output; RUST_LOG=info shows more.
     let _ = env_logger::builder().is_test(true).try_init();
-    let db = common::fresh_database().await;
     let proxy = match options.through_proxy {
         true => Some(DbProxy::start(&db.url).await),
         false => None,
     };
-    let namespace = format!("test-{}", Uuid::new_v4());
     let jwt = JwtSettings {
         key: JwtKey::Hs256Secret(JWT_SECRET.to_vec()),
         issuer: None,
@@ -119,6 +149,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         database_role: Some("roster_app".into()),
         bind_addr: "127.0.0.1:0".into(),
         redis_url: options.redis_url.clone(),
+        redis_cluster: options.redis_cluster,
         cache_namespace: namespace.clone(),
         cache_key: Some(CACHE_KEY.to_vec()),
         redis_timeout: REDIS_TIMEOUT,
@@ -136,14 +167,17 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     tokio::spawn(app.run_until_stopped());
 
     let sql = db.client().await;
-    let tenant: Uuid = sql
-        .query_one(
-            "select roster.create_tenant('acme', 'Tenant acme') as id",
-            &[],
-        )
-        .await
-        .and_then(|row| row.try_get("id"))
-        .expect("create the tenant");
+    let tenant: Uuid = match tenant {
+        Some(tenant) => tenant,
+        None => sql
+            .query_one(
+                "select roster.create_tenant('acme', 'Tenant acme') as id",
+                &[],
+            )
+            .await
+            .and_then(|row| row.try_get("id"))
+            .expect("create the tenant"),
+    };
     let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         tenant,
@@ -163,7 +197,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         Some(_) => "ok",
         None => "disabled",
     };
-    app.wait_for_cache(expected, Duration::from_secs(5)).await;
+    if options.wait_for_cache {
+        app.wait_for_cache(expected, Duration::from_secs(5)).await;
+    }
     app
 }
 
@@ -698,6 +734,183 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// A private Redis Cluster of three primaries, killed on drop
+// ----------------------------------------------------------------------------------------------
+pub const CLUSTER_NODES: usize = 3;
+
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    children: Vec<Option<Child>>,
+    dir: std::path::PathBuf,
+}
+
+/// Free TCP ports, all held until every one is picked so that none is picked twice.
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("pick a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("its address").port())
+        .collect()
+}
+
+impl RedisCluster {
+    /// Three empty, non-persistent `redis-server --cluster-enabled yes` on free ports, their
+    /// slots split by `redis-cli --cluster create`, once every node says `cluster_state:ok`.
+    /// The survivors of a killed node keep serving their slots
+    /// (`cluster-require-full-coverage no`), as a cluster does while it fails over.
+    pub async fn start() -> RedisCluster {
+        RedisCluster::start_on(free_ports(2 * CLUSTER_NODES)).await
+    }
+
+    /// The same on given ports: the nodes', then their cluster bus ports.
+    pub async fn start_on(ports: Vec<u16>) -> RedisCluster {
+        const NODES: usize = CLUSTER_NODES;
+        assert_eq!(2 * NODES, ports.len(), "a port and a bus port per node");
+        let (ports, bus_ports) = ports.split_at(NODES);
+        let dir = std::env::temp_dir().join(format!("roster-cluster-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("create the cluster's directory");
+        let mut children = Vec::new();
+        for (port, bus_port) in ports.iter().zip(bus_ports) {
+            let config_file = dir.join(format!("nodes-{port}.conf"));
+            let child = Command::new("/usr/bin/redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                // The bus port is port + 10000 by default, possibly taken or past 65535.
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus_port.to_string(),
+                ])
+                .arg("--cluster-config-file")
+                .arg(&config_file)
+                .args(["--cluster-require-full-coverage", "no"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start /usr/bin/redis-server");
+            children.push(Some(child));
+        }
+        let cluster = RedisCluster {
+            ports: ports.to_vec(),
+            children,
+            dir,
+        };
+        for index in 0..NODES {
+            wait_for(
+                "a cluster node to answer PING",
+                Duration::from_secs(5),
+                || async {
+                    cluster
+                        .node_query::<String>(index, redis::cmd("PING"))
+                        .await
+                },
+            )
+            .await;
+        }
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        let output = tokio::process::Command::new("/usr/bin/redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .await
+            .expect("run redis-cli --cluster create");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        for index in 0..NODES {
+            wait_for(
+                "every cluster node to report cluster_state:ok",
+                Duration::from_secs(10),
+                || async {
+                    let mut info = redis::cmd("CLUSTER");
+                    info.arg("INFO");
+                    let info = cluster.node_query::<String>(index, info).await?;
+                    info.contains("cluster_state:ok").then_some(())
+                },
+            )
+            .await;
+        }
+        cluster
+    }
+
+    /// REDIS_URL for the cluster: every node, comma-separated.
+    pub fn url(&self) -> String {
+        cluster_url(&self.ports)
+    }
+
+    /// `command` sent to one node alone (None on any error, a MOVED included).
+    pub async fn node_query<T: redis::FromRedisValue>(
+        &self,
+        index: usize,
+        command: redis::Cmd,
+    ) -> Option<T> {
+        let url = format!("redis://127.0.0.1:{}", self.ports[index]);
+        let client = redis::Client::open(url).ok()?;
+        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+        command.query_async(&mut connection).await.ok()
+    }
+
+    /// The number of keys each node holds (None: down).
+    pub async fn sizes(&self) -> Vec<Option<u64>> {
+        let mut sizes = Vec::new();
+        for index in 0..self.ports.len() {
+            sizes.push(self.node_query(index, redis::cmd("DBSIZE")).await);
+        }
+        sizes
+    }
+
+    /// The node that serves `key`'s slot: the one that answers for it without a MOVED.
+    pub async fn node_of(&self, key: &str) -> usize {
+        for index in 0..self.ports.len() {
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(key);
+            if self.node_query::<u64>(index, exists).await.is_some() {
+                return index;
+            }
+        }
+        panic!("no cluster node serves {key}");
+    }
+
+    /// Kills one node (SIGKILL).
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.children[index].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// REDIS_URL for nodes on `ports`.
+pub fn cluster_url(ports: &[u16]) -> String {
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|port| format!("redis://127.0.0.1:{port}"))
+        .collect();
+    urls.join(",")
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for index in 0..self.children.len() {
+            self.kill(index);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

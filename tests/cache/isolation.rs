@@ -3,6 +3,7 @@
 //! entries warm; whoever can write to Redis cannot grant access; and a client cannot make the
 //! cache grow without bound.
 
+use roster::cache::keys;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -211,8 +212,8 @@ async fn a_forged_or_moved_entry_grants_nothing() {
         false,
         app.check(&outsider.token, &check).await.json()["results"][0]["allowed"]
     );
-    let owner_key = format!("access:{tenant}:{org}:{}", owner.id);
-    let outsider_key = format!("access:{tenant}:{org}:{}", outsider.id);
+    let owner_key = keys::access(tenant, org, owner.id).name;
+    let outsider_key = keys::access(tenant, org, outsider.id).name;
     let owner_entry = app
         .redis_get(&owner_key)
         .await

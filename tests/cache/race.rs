@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use roster::cache::keys;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -42,14 +43,14 @@ impl Read {
 
     /// The cache keys the held read writes.
     fn keys(self, tenant: Uuid, user: Uuid, org: Uuid) -> Vec<String> {
-        let access = format!("access:{tenant}:{org}:{user}");
+        let access = keys::access(tenant, org, user).name;
         match self {
-            Read::Organization => vec![access, format!("org:{tenant}:{org}")],
-            Read::Members => vec![access, format!("members:{tenant}:{org}:20:0")],
+            Read::Organization => vec![access, keys::organization(tenant, org).name],
+            Read::Members => vec![access, keys::members(tenant, org, 20, 0).name],
             Read::Me | Read::Check => vec![access],
             Read::OrganizationList => vec![
-                format!("identity:{tenant}:{user}"),
-                format!("user-orgs:{tenant}:{user}:50:0"),
+                keys::identity(tenant, user).name,
+                keys::user_organizations(tenant, user, 50, 0).name,
             ],
         }
     }
