@@ -229,3 +229,69 @@ async fn users_and_tenants_are_audited_whoever_writes() {
         "an owner of an organization is no tenant admin"
     );
 }
+
+/// The update half of the organizations' and users' audit triggers is not even called for a
+/// version bump (V37): its WHEN lists every column but `authz_version` and `updated_at`. A
+/// column added to either table must join that list, or changes to it alone go unaudited.
+#[tokio::test]
+async fn the_audit_triggers_watch_every_column_but_the_version_and_the_touch_time() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+    for (table, trigger) in [
+        ("organizations", "tg_organizations__audit_update"),
+        ("users", "tg_users__audit_update"),
+    ] {
+        let rows = must_run(
+            &client,
+            "select a.attname::text as name, pg_get_triggerdef(t.oid) as definition
+               from pg_trigger t
+               join pg_attribute a on a.attrelid = t.tgrelid and a.attnum > 0 and not a.attisdropped
+              where t.tgrelid = ('roster.' || $1)::regclass and t.tgname = $2",
+            &[&table, &trigger],
+        )
+        .await;
+        assert!(!rows.is_empty(), "{trigger} exists on {table}");
+        for row in rows {
+            let (column, definition): (&str, &str) = (row.get("name"), row.get("definition"));
+            // PostgreSQL prints the row comparison column by column.
+            let watched =
+                definition.contains(&format!("(old.{column} IS DISTINCT FROM new.{column})"));
+            let expected = !matches!(column, "authz_version" | "updated_at");
+            assert_eq!(
+                expected, watched,
+                "{table}.{column} in {trigger}: {definition}"
+            );
+        }
+    }
+
+    // What each side sees: a raw version bump records nothing, a raw edit records an update.
+    let count = || async {
+        must_run(
+            &client,
+            "select count(*) as n from roster.audit_events",
+            &[],
+        )
+        .await[0]
+            .get::<_, i64>("n")
+    };
+    let before = count().await;
+    for sql in [
+        "update roster.organizations set authz_version = authz_version + 1 where id = $1",
+        "update roster.users set authz_version = authz_version + 1 where id = $1",
+    ] {
+        let id = match sql.contains("users") {
+            true => w.member,
+            false => w.org,
+        };
+        must_run(&client, sql, &[&id]).await;
+    }
+    assert_eq!(before, count().await, "version bumps are not audited");
+    must_run(
+        &client,
+        "update roster.organizations set seat_limit = 50 where id = $1",
+        &[&w.org],
+    )
+    .await;
+    assert_eq!(newest(&client, w.tenant).await.0, "organization.updated");
+}
