@@ -164,7 +164,8 @@ async fn follow_once(
         let poll = bounded(
             "preparing the poll",
             client.prepare(
-                "select snapshot::text, kind, tenant_id, object_id, version \
+                "select snapshot::text, kind, tenant_id, object_id, version, \
+                        extract(epoch from clock_timestamp() - recorded_at)::float8 as age \
                    from roster.changes_after($1::text::pg_snapshot)",
             ),
         )
@@ -241,6 +242,10 @@ async fn read(
         apply(cache, Change::from_row(row))
             .await
             .inspect_err(|_| cache.set_listening(false))?;
+        // Both ends on the database's clock: how long since the change was written.
+        if let Some(age) = row.get::<_, Option<f64>>(5) {
+            metrics.change_delay(age);
+        }
     }
     metrics.stream_read();
     Ok(snapshot)

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -47,6 +47,8 @@ pub struct Metrics {
     stream_lag: Gauge,
     /// Latency by route pattern and status.
     requests: HistogramVec,
+    /// From a change's write in the database to this process applying it.
+    change_delays: Histogram,
     pool_max_size: IntGauge,
     pool_size: IntGauge,
     pool_available: IntGauge,
@@ -148,11 +150,20 @@ impl Default for Metrics {
                 &["route", "status"],
             )
             .expect("valid histogram"),
+            change_delays: Histogram::with_opts(
+                HistogramOpts::new(
+                    "roster_change_stream_delay_seconds",
+                    "From a change's write in the database (roster.change_log.recorded_at) to its application to this process's cache, on the database's clock.",
+                )
+                .buckets(BUCKETS.to_vec()),
+            )
+            .expect("valid histogram"),
             registry,
         };
         for collector in [
             Box::new(metrics.cache_state.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(metrics.requests.clone()),
+            Box::new(metrics.change_delays.clone()),
         ] {
             metrics
                 .registry
@@ -168,6 +179,11 @@ impl Metrics {
         self.requests
             .with_label_values(&[route, status])
             .observe(seconds);
+    }
+
+    /// The listener applied a change written `seconds` ago.
+    pub fn change_delay(&self, seconds: f64) {
+        self.change_delays.observe(seconds.max(0.0));
     }
 
     /// The change listener read the log just now.

@@ -16,7 +16,8 @@
 #   BENCH_MODELS=100      models per organization (S8)   BENCH_BIG=10000  models S9 lists
 #   BENCH_S9_CONNECTIONS=2  S9 is a latency figure: one connection per core, not 64
 #   BENCH_DELAY_PROBES=200  psql changes made during S1 (cache on), each timed from its commit
-#                         to the API serving it (.ci/bench/invalidation_delay.py)
+#                         to the API serving it (.ci/bench/invalidation_delay.py), and by the
+#                         server from its write to its invalidation (roster_change_stream_delay_seconds)
 #   BENCH_PORT=18181      the cache-off server; the cache-on one uses BENCH_PORT+1
 #   BENCH_PG_URL=postgres://postgres@127.0.0.1:5432   server for the roster_bench_{off,on} databases
 #                         (default: DATABASE_URL without its database name, when set)
@@ -302,6 +303,30 @@ not_run() { # scenario cache reason note [fails]
     [ -z "${5:-}" ] || FAILED=1
 }
 
+delay_buckets() { # port: the "le count" lines of roster_change_stream_delay_seconds
+    curl -fsS -m 5 "http://127.0.0.1:$1/metrics" 2>/dev/null \
+        | sed -n 's/^roster_change_stream_delay_seconds_bucket{le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p' || true
+}
+delay_percentiles() { # before after: the changes between the two readings, p50 and p99 bounds
+    python3 - "$1" "$2" <<'PY'
+import sys
+def read(path):
+    return {le: int(n) for le, n in (line.split() for line in open(path) if line.strip())}
+before, after = read(sys.argv[1]), read(sys.argv[2])
+bounds = sorted(after, key=lambda le: float(le))
+counts = [after[le] - before.get(le, 0) for le in bounds]
+total = counts[-1] if counts else 0
+if total == 0:
+    print("no change applied"); sys.exit()
+def bound(q):
+    for le, n in zip(bounds, counts):
+        if n >= q * total:
+            return "over 2.5 s" if le == "+Inf" else f"<= {float(le) * 1000:g} ms"
+below50 = dict(zip(bounds, counts)).get("0.05", 0)
+print(f"n={total} p50 {bound(0.5)}, p99 {bound(0.99)}, {100 * below50 / total:.1f}% within 50 ms")
+PY
+}
+
 run_scenario() { # cache port database scenario
     local cache=$1 port=$2 db=$3 s=$4 base=$OUT/$4-$1 before after rt c
     log "$s (cache $cache): ${TITLE[$s]}"
@@ -321,12 +346,15 @@ run_scenario() { # cache port database scenario
             --origin "http://127.0.0.1:$port" --database-url "$PG_URL/$db" \
             --count "$DELAY_PROBES" >"$OUT/delay-$cache.txt" 2>&1 &
         delay_probe=$!
+        delay_buckets "$port" >"$OUT/delay-buckets-before.txt"
     fi
     run_wrk "$port" "$s" "$cache" "$DURATION" "$base.txt"
     after=$(metrics "$port")
     if [ -n "$delay_probe" ]; then
         if wait "$delay_probe" && grep -q '^BENCH_DELAY ' "$OUT/delay-$cache.txt"; then
             NOTES+=("s1 (cache on): a psql change's commit to the API serving it, meanwhile: $(sed -n 's/^BENCH_DELAY //p' "$OUT/delay-$cache.txt") (.ci/bench/invalidation_delay.py)")
+            delay_buckets "$port" >"$OUT/delay-buckets-after.txt"
+            NOTES+=("s1 (cache on): the same changes from their write to the listener applying them, by the server's roster_change_stream_delay_seconds: $(delay_percentiles "$OUT/delay-buckets-before.txt" "$OUT/delay-buckets-after.txt")")
         else
             FAILED=1
             NOTES+=("s1 (cache on): the invalidation delay probe failed: $(tail -c 300 "$OUT/delay-$cache.txt")")

@@ -99,3 +99,46 @@ async fn metrics_expose_requests_cache_listener_and_pool() {
         .count();
     assert_eq!(13, buckets, "12 bounds and +Inf:\n{text}");
 }
+
+/// `roster_change_stream_delay_seconds` times each change from its write in the database to
+/// its application here: a change held 300 ms before its commit shows at least that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_applied_change_is_timed_from_its_write() {
+    let app = spawn_app().await;
+    let owner = app.user("owner").await;
+    let org = app.org(&owner, "acme").await;
+    app.wait_for_minimums(org, owner.id).await;
+    let sample = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("/metrics has no {name}"))
+            .trim()
+            .parse()
+            .expect("a number")
+    };
+    let text = app.metrics_text().await;
+    let count = sample(&text, "roster_change_stream_delay_seconds_count");
+    let sum = sample(&text, "roster_change_stream_delay_seconds_sum");
+
+    app.exec(
+        "do $$ begin
+           update roster.organizations set description = 'slow' where slug = 'acme';
+           perform pg_sleep(0.3);
+         end $$",
+        &[],
+    )
+    .await;
+    let (text, _) = wait_for("the change to be timed", INVALIDATION_DEADLINE, || async {
+        let text = app.metrics_text().await;
+        (sample(&text, "roster_change_stream_delay_seconds_count") > count).then_some(text)
+    })
+    .await;
+    let changes = sample(&text, "roster_change_stream_delay_seconds_count") - count;
+    let delay = sample(&text, "roster_change_stream_delay_seconds_sum") - sum;
+    // One organization change; each delay is at least the 300 ms the transaction held it.
+    assert!(changes >= 1.0, "{changes}");
+    assert!(
+        delay / changes >= 0.3 && delay / changes < 1.3,
+        "{changes} changes took {delay} s"
+    );
+}
