@@ -11,10 +11,12 @@
 #   BENCH_CONNECTIONS=64  BENCH_THREADS=2 (wrk)  BENCH_TIMEOUT=5 (wrk's per-request timeout, s)
 #   BENCH_USERS=1000      BENCH_ORGS=200 (20 members each)
 #   BENCH_CACHE="off on"  which servers to run
-#   BENCH_SCENARIOS="s1 s12 s2 s3 s5 s5b s6 s6b s7 s8 s9 s11 s4 s10"   (s11, s4 and s10 write:
-#                         last; s12 right after s1, which it is compared with)
+#   BENCH_SCENARIOS="s1 s12 s2 s3 s5 s5b s6 s6b s7 s7l s8 s8l s9 s11 s4 s10"   (s11, s4 and
+#                         s10 write: last; s12 right after s1, which it is compared with)
 #   BENCH_MODELS=100      models per organization (S8)   BENCH_BIG=10000  models S9 lists
-#   BENCH_S9_CONNECTIONS=2  S9 is a latency figure: one connection per core, not 64
+#   BENCH_LATENCY_CONNECTIONS=2  connections of the latency figures S7l, S8l and S9: one per
+#                         core, not 64, so that their p99 is the request's and not the queue's
+#                         (at 64 connections a p99 is at least 64 / throughput by Little's law)
 #   BENCH_DELAY_PROBES=200  psql changes made during S1 (cache on), each timed from its commit
 #                         to the API serving it (.ci/bench/invalidation_delay.py), and by the
 #                         server from its write to its invalidation (roster_change_stream_delay_seconds)
@@ -41,9 +43,9 @@ ORGS=${BENCH_ORGS:-200}
 PER_ORG=20
 BATCH=20
 CACHES=${BENCH_CACHE:-off on}
-SCENARIOS=${BENCH_SCENARIOS:-s1 s12 s2 s3 s5 s5b s6 s6b s7 s8 s9 s11 s4 s10}
+SCENARIOS=${BENCH_SCENARIOS:-s1 s12 s2 s3 s5 s5b s6 s6b s7 s7l s8 s8l s9 s11 s4 s10}
 MODELS=${BENCH_MODELS:-100}
-S9_CONNECTIONS=${BENCH_S9_CONNECTIONS:-2}
+LATENCY_CONNECTIONS=${BENCH_LATENCY_CONNECTIONS:-2}
 DELAY_PROBES=${BENCH_DELAY_PROBES:-200}
 BIG=${BENCH_BIG:-10000}
 PORT=${BENCH_PORT:-18181}
@@ -59,13 +61,13 @@ JWT_SECRET_BENCH=roster-bench-secret-not-for-production-7f3a9c1e
 OUT=target/bench/$(date +%Y%m%d-%H%M%S)
 LUA=.ci/bench/scenario.lua
 
-for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG S9_CONNECTIONS ACCESS_TOKEN_TTL DELAY_PROBES; do
+for n in DURATION WARMUP CONNECTIONS THREADS TIMEOUT USERS ORGS PORT MODELS BIG LATENCY_CONNECTIONS ACCESS_TOKEN_TTL DELAY_PROBES; do
     [[ ${!n} =~ ^[0-9]+$ ]] || { log "BENCH_$n must be a whole number, got '${!n}'"; exit 2; }
 done
 [ "$DURATION" -ge 1 ] || { log "BENCH_DURATION must be at least 1"; exit 2; }
 [ "$ACCESS_TOKEN_TTL" -ge $((WARMUP + DURATION + 60)) ] && [ "$ACCESS_TOKEN_TTL" -le 86400 ] \
     || { log "BENCH_ACCESS_TOKEN_TTL must be from BENCH_WARMUP + BENCH_DURATION + 60 to 86400"; exit 2; }
-[ "$CONNECTIONS" -ge "$THREADS" ] && [ "$S9_CONNECTIONS" -ge "$THREADS" ] || { log "BENCH_CONNECTIONS and BENCH_S9_CONNECTIONS must be >= BENCH_THREADS"; exit 2; }
+[ "$CONNECTIONS" -ge "$THREADS" ] && [ "$LATENCY_CONNECTIONS" -ge "$THREADS" ] || { log "BENCH_CONNECTIONS and BENCH_LATENCY_CONNECTIONS must be >= BENCH_THREADS"; exit 2; }
 # Users in BATCH organizations each, for the S5 batch: 50 for 200 organizations, 5 per organization.
 HEAVY_USERS=$(( ORGS / 4 > 0 ? ORGS / 4 : 1 ))
 
@@ -79,8 +81,10 @@ declare -A TITLE=(
     [s6]="S6 /authz/check, service, custom role"
     [s6b]="S6 /authz/check, service, batch of 20"
     [s7]="S7 POST /authz/explain"
+    [s7l]="S7l S7 at ${LATENCY_CONNECTIONS} connections (latency)"
     [s8]="S8 POST /authz/check, on a resource"
-    [s9]="S9 GET .../resources (${S9_CONNECTIONS} connections)"
+    [s8l]="S8l S8 at ${LATENCY_CONNECTIONS} connections (latency)"
+    [s9]="S9 GET .../resources (${LATENCY_CONNECTIONS} connections)"
     [s10]="S10 add + remove group member"
     [s11]="S11 POST /auth/token, organization_id given"
     [s12]="S12 S1 with an access token (staleness)"
@@ -252,10 +256,12 @@ field() { # file key: the value of key=... on the BENCH lines
 }
 
 run_wrk() { # port scenario cache seconds output [probe]
-    local connections=$CONNECTIONS
-    [ "$2" = s9 ] && connections=$S9_CONNECTIONS
+    local connections=$CONNECTIONS requests=$2
+    # A latency figure (s7l, s8l, s9): the requests of its scenario (s7l is s7's) at few connections.
+    [[ $2 == s9 || $2 == s?l ]] && connections=$LATENCY_CONNECTIONS
+    [[ $2 == s?l ]] && requests=${2%l}
     wrk -t"$THREADS" -c"$connections" -d"$4"s --timeout "$TIMEOUT"s --latency -s "$LUA" \
-        "http://127.0.0.1:$1" -- "$2" "$OUT/data-$3.txt" "$THREADS" ${6:-} >"$5" 2>&1 \
+        "http://127.0.0.1:$1" -- "$requests" "$OUT/data-$3.txt" "$THREADS" ${6:-} >"$5" 2>&1 \
         || { log "wrk failed ($5):"; tail -5 "$5" >&2; exit 1; }
     grep -q '^BENCH ' "$5" || { log "no BENCH line from wrk ($5):"; tail -5 "$5" >&2; exit 1; }
 }

@@ -53,6 +53,12 @@ const LANDED: &[(i64, &str, u64)] = &[
         8710078729139223168,
     ),
     (36, "change_log", 6974312377212843369),
+    (
+        37,
+        "audit_triggers_skip_version_bumps",
+        13055843359370072532,
+    ),
+    (38, "change_delays", 7395749868095892561),
 ];
 
 #[test]
