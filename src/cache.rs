@@ -15,7 +15,11 @@
 //!   versions are older than the minimum;
 //! - when notifications may have been missed (the listener reconnects) it starts a new epoch in
 //!   Redis, which makes every existing entry, whichever instance wrote it, unreachable; until
-//!   the listener is connected and has done so, this instance does not use the cache at all.
+//!   the listener is connected and has done so, this instance does not use the cache at all;
+//! - epochs are ordered (`NEW_EPOCH`), and one older than the newest this process knows is
+//!   replaced, not trusted: a Redis that went back in time (failed over to a replica that missed
+//!   the newest epoch, restarted from an older snapshot) would otherwise bring back entries
+//!   from before changes this process never heard of.
 //!
 //! What Redis must not hold, because nothing bounds it, stays in this process: refusals for
 //! ids that exist nowhere (a user id nobody has, an organization id of no organization of the
@@ -41,7 +45,6 @@ use hmac::{Hmac, Mac};
 use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
-use redis::AsyncCommands;
 use sha2::Sha256;
 use uuid::Uuid;
 
@@ -56,6 +59,22 @@ const MAX_FILL_DELAY: Duration = Duration::from_secs(30);
 /// Users whose tenant this process remembers; past it the map starts afresh (the next request
 /// of each user costs one database round trip).
 const MAX_KNOWN_USERS: usize = 200_000;
+
+/// Starts an epoch: `{order}.{uuid}`, its order above both ARGV[1] and the current epoch's,
+/// so that the epoch key's values only ever grow. ARGV[3] is `*` to start one whatever the
+/// current epoch, or the epoch to replace (empty: only if there is none); another current
+/// epoch is returned unchanged, so that instances seeing the same trouble start one epoch, not
+/// one each. An epoch without an order (an older Roster's UUID) counts as order 0.
+const NEW_EPOCH: &str = r"
+local current = redis.call('GET', KEYS[1])
+if ARGV[3] ~= '*' and (current or '') ~= ARGV[3] then return current end
+local order = tonumber(ARGV[1])
+local seen = current and tonumber(string.match(current, '^(%d+)%.'))
+if seen and seen >= order then order = seen + 1 end
+local epoch = string.format('%d.%s', order, ARGV[2])
+redis.call('SET', KEYS[1], epoch)
+return epoch
+";
 
 /// Entries of the in-process store (refusals of strangers, catalogues).
 const LOCAL_ENTRIES: usize = 10_000;
@@ -461,6 +480,15 @@ fn by_slot<K: AsRef<[u8]>>(keys: &[K]) -> Vec<Vec<usize>> {
     groups.into_iter().map(|(_, group)| group).collect()
 }
 
+/// The order of an epoch `{order}.{uuid}` (`NEW_EPOCH`); 0 for one without (an older
+/// Roster's), which any newer instance then replaces.
+fn epoch_order(epoch: &str) -> u64 {
+    epoch
+        .split_once('.')
+        .and_then(|(order, _)| order.parse().ok())
+        .unwrap_or(0)
+}
+
 pub struct Cache {
     connection: Connection,
     /// Prefix of every key (`roster` by default), so that deployments can share a Redis.
@@ -480,6 +508,10 @@ pub struct Cache {
     /// Set by the listener once it listens and has started a fresh epoch; cleared whenever
     /// notifications may be missed.
     listening: AtomicBool,
+    /// The highest epoch order this process has started or read: an epoch below it is one
+    /// Redis lost and went back from.
+    epoch_floor: AtomicU64,
+    new_epoch: redis::Script,
     /// The last Redis call failed: reported as degraded until one succeeds.
     redis_failing: AtomicBool,
     /// Cluster only: a call failed (a node down, say) since the last probe that reached every
@@ -565,6 +597,8 @@ impl Cache {
             timeout: config.timeout,
             ttl_seconds: config.ttl_seconds,
             listening: AtomicBool::new(false),
+            epoch_floor: AtomicU64::new(0),
+            new_epoch: redis::Script::new(NEW_EPOCH),
             redis_failing: AtomicBool::new(false),
             nodes_failing: AtomicBool::new(false),
             local: Mutex::new(lru::LruCache::new(
@@ -753,8 +787,15 @@ impl Cache {
         let Some(epoch) = epoch else {
             // Redis lost everything (restart, flush): entries are gone too. Start an epoch so
             // that what this request reads can be stored.
-            return (self.install_missing_epoch().await, misses());
+            return (self.replace_epoch("").await, misses());
         };
+        if !self.knows_no_newer_epoch(&epoch) {
+            log::warn!(
+                "the cache epoch in Redis went back to an older one (a failover to a replica \
+                 that missed the newest, or a restore from an older copy): starting a new one"
+            );
+            return (self.replace_epoch(&epoch).await, misses());
+        }
         let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
         let values = reply
             .into_iter()
@@ -819,9 +860,9 @@ impl Cache {
     /// only if it carries the epoch this lookup read, E; it was filled from a database read
     /// made after a lookup saw E, so after E was SET. This instance's listener SET its own
     /// epoch after its first snapshot of the change log, and uses the cache only since, so E is
-    /// that epoch or a later one, and every change committed after the entry's database read
-    /// reaches this instance's minimums. When the epoch is read, before or after the entries,
-    /// changes nothing of that.
+    /// that epoch or a later one (an older one is refused: `knows_no_newer_epoch`), and every
+    /// change committed after the entry's database read reaches this instance's minimums. When
+    /// the epoch is read, before or after the entries, changes nothing of that.
     async fn read_cluster(
         &self,
         connection: &ClusterConnection,
@@ -1014,16 +1055,62 @@ impl Cache {
     /// unreachable.
     pub async fn start_epoch(&self) -> Result<(), String> {
         self.void_local();
-        let mut connection = self.connection.clone();
-        let call = connection.set::<_, _, ()>(self.key(keys::EPOCH), Uuid::new_v4().to_string());
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(())) => {
+        match self.run_new_epoch("*").await {
+            Ok(Ok(_)) => {
                 self.redis_failing.store(false, Ordering::Relaxed);
                 Ok(())
             }
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err("timed out".into()),
         }
+    }
+
+    /// Replaces the current epoch if it is still `seen` (empty: if there is none) and returns
+    /// the one to write under; None if Redis failed, or went back again meanwhile.
+    async fn replace_epoch(&self, seen: &str) -> Option<String> {
+        let epoch = self.outcome("epoch", self.run_new_epoch(seen).await)??;
+        self.knows_no_newer_epoch(&epoch).then_some(epoch)
+    }
+
+    /// Runs `NEW_EPOCH` with `replace` as its ARGV[3], within the timeout: the epoch current
+    /// after it.
+    async fn run_new_epoch(
+        &self,
+        replace: &str,
+    ) -> Result<redis::RedisResult<Option<String>>, tokio::time::error::Elapsed> {
+        let since_1970 = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let order = u64::try_from(since_1970.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(self.epoch_floor.load(Ordering::Acquire).saturating_add(1));
+        let mut invocation = self.new_epoch.key(self.key(keys::EPOCH));
+        invocation
+            .arg(order)
+            .arg(Uuid::new_v4().simple().to_string())
+            .arg(replace);
+        let mut connection = self.connection.clone();
+        let result = tokio::time::timeout(
+            self.timeout,
+            invocation.invoke_async::<Option<String>>(&mut connection),
+        )
+        .await;
+        if let Ok(Ok(Some(epoch))) = &result {
+            self.epoch_floor
+                .fetch_max(epoch_order(epoch), Ordering::AcqRel);
+        }
+        result
+    }
+
+    /// Whether `epoch`, read from Redis, is no older than every epoch this process has started
+    /// or read; it is then the newest known.
+    fn knows_no_newer_epoch(&self, epoch: &str) -> bool {
+        let order = epoch_order(epoch);
+        let floor = self.epoch_floor.load(Ordering::Acquire);
+        if order > floor {
+            self.epoch_floor.fetch_max(order, Ordering::AcqRel);
+        }
+        order >= floor
     }
 
     /// Pings Redis (within the timeout) so that the reported state follows Redis even without
@@ -1093,36 +1180,6 @@ impl Cache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-    }
-
-    /// After Redis lost its data: installs a fresh epoch unless another instance just did, and
-    /// returns the current one.
-    async fn install_missing_epoch(&self) -> Option<String> {
-        let mut pipeline = redis::pipe();
-        pipeline
-            .cmd("SET")
-            .arg(self.key(keys::EPOCH))
-            .arg(Uuid::new_v4().to_string())
-            .arg("NX")
-            .ignore()
-            .get(self.key(keys::EPOCH));
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(
-            self.timeout,
-            pipeline.query_async::<(Option<String>,)>(&mut connection),
-        )
-        .await
-        {
-            Ok(Ok((epoch,))) => epoch,
-            Ok(Err(error)) => {
-                self.failed("epoch", &error);
-                None
-            }
-            Err(_) => {
-                self.timed_out("epoch");
-                None
-            }
-        }
     }
 
     /// `tag\nepoch\ntenant\ndeps\npayload`, the tag authenticating the key and the rest.
@@ -1314,6 +1371,21 @@ struct Minimum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_epoch_is_ordered_by_its_prefix_and_an_unordered_one_is_oldest() {
+        assert_eq!(
+            epoch_order("1764672000123.0b5f0c6b2a1e4c0f9d3e1a2b3c4d5e6f"),
+            1764672000123
+        );
+        assert!(
+            epoch_order("12.a") > epoch_order("9.b"),
+            "numbers, not text"
+        );
+        for unordered in ["0b5f0c6b-2a1e-4c0f-9d3e-1a2b3c4d5e6f", "", "x.y", "-1.a"] {
+            assert_eq!(epoch_order(unordered), 0, "{unordered:?}");
+        }
+    }
 
     #[test]
     fn deps_encode_as_kind_id_version_triples() {

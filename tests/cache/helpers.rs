@@ -571,17 +571,61 @@ pub fn metric_in(text: &str, name: &str) -> u64 {
 impl TestApp {
     /// The raw value of one of this app's keys (`suffix` without the namespace).
     pub async fn redis_get(&self, suffix: &str) -> Option<Vec<u8>> {
-        let url = self.redis_url.as_deref().expect("a cached app");
-        let client = redis::Client::open(url).expect("Redis URL");
-        let mut connection = client
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to Redis");
+        let mut connection = self.redis_connection().await;
         redis::cmd("GET")
             .arg(format!("{}:{suffix}", self.namespace))
             .query_async(&mut connection)
             .await
             .expect("GET from Redis")
+    }
+
+    /// Every key of this app's namespace as `DUMP` gives it, with its remaining lifetime (ms;
+    /// 0 for none): what a replica or a snapshot holds, for `redis_restore`.
+    pub async fn redis_copy(&self) -> Vec<(String, Vec<u8>, i64)> {
+        let mut connection = self.redis_connection().await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.namespace))
+            .query_async(&mut connection)
+            .await
+            .expect("KEYS");
+        let mut copy = Vec::new();
+        for key in keys {
+            let (dump, ttl): (Vec<u8>, i64) = redis::pipe()
+                .cmd("DUMP")
+                .arg(&key)
+                .cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .expect("DUMP and PTTL");
+            copy.push((key, dump, ttl.max(0)));
+        }
+        copy
+    }
+
+    /// Puts back the keys of a `redis_copy`, replacing their current values, as a failover to
+    /// a replica that had only received that much would.
+    pub async fn redis_restore(&self, copy: &[(String, Vec<u8>, i64)]) {
+        let mut connection = self.redis_connection().await;
+        for (key, dump, ttl) in copy {
+            redis::cmd("RESTORE")
+                .arg(key)
+                .arg(ttl)
+                .arg(dump)
+                .arg("REPLACE")
+                .query_async::<()>(&mut connection)
+                .await
+                .expect("RESTORE");
+        }
+    }
+
+    async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        let url = self.redis_url.as_deref().expect("a cached app");
+        redis::Client::open(url)
+            .expect("Redis URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to Redis")
     }
 
     /// The minimum version the listener has recorded for a row of the app's tenant.

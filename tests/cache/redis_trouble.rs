@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app_with, wait_for, AppOptions, RedisServer, Reply, TestApp, TestUser};
+use crate::helpers::{
+    spawn_app, spawn_app_with, spawn_instance_of, wait_for, AppOptions, RedisServer, Reply,
+    TestApp, TestUser,
+};
 
 /// Comfortably above the Redis timeout (100 ms) plus a database read, far below the 1 s that
 /// a request waiting on a sleeping Redis would take.
@@ -244,4 +247,62 @@ async fn readyz_reports_redis_back_without_traffic() {
     app.wait_for_cache("degraded", Duration::from_secs(2)).await;
     redis.restart().await;
     app.wait_for_cache("ok", Duration::from_secs(10)).await;
+}
+
+/// A Redis that goes back in time (failed over to a replica that had not received the newest
+/// writes yet, restarted from an older snapshot) brings back an older epoch and the entries
+/// written under it. An instance that started after a change it never heard of, under an
+/// epoch of its own, must not serve them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_of_an_epoch_redis_went_back_to_are_not_served() {
+    let first = spawn_app().await;
+    let owner = first.user("owner").await;
+    let org = first.org(&owner, "acme").await;
+    let name = |reply: Reply| {
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json()["name"].as_str().map(str::to_owned)
+    };
+    assert_eq!(
+        name(first.get_org(&owner.token, org).await).as_deref(),
+        Some("Org acme")
+    );
+    let (reply, trips) = first.counted(first.get_org(&owner.token, org)).await;
+    assert_eq!(
+        (name(reply).as_deref(), trips),
+        (Some("Org acme"), 0),
+        "cached"
+    );
+    let old_copy = first.redis_copy().await;
+
+    first
+        .exec(
+            "update roster.organizations set name = 'Renamed' where id = $1",
+            &[&org],
+        )
+        .await;
+    // Started after the change: its listener never reports it, its epoch makes it unneeded.
+    let second = spawn_instance_of(&first, AppOptions::default()).await;
+    assert_eq!(
+        name(second.get_org(&owner.token, org).await).as_deref(),
+        Some("Renamed")
+    );
+
+    second.redis_restore(&old_copy).await;
+    for app in [&second, &first] {
+        let reply = app.get_org(&owner.token, org).await;
+        assert_eq!(
+            name(reply).as_deref(),
+            Some("Renamed"),
+            "{}: served from the epoch Redis went back to",
+            app.address
+        );
+    }
+    // A new epoch, so that the cache works again.
+    second.get_org(&owner.token, org).await;
+    let (reply, trips) = second.counted(second.get_org(&owner.token, org)).await;
+    assert_eq!(
+        (name(reply).as_deref(), trips),
+        (Some("Renamed"), 0),
+        "cached again"
+    );
 }
