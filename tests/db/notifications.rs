@@ -468,3 +468,53 @@ async fn a_long_transaction_keeps_its_own_changes() {
     assert_eq!(1100, changes.len());
     assert!(changes.contains(&json!({"kind": "tenant", "tenant_id": w.tenant, "version": 1101})));
 }
+
+/// How a reader's polls scanned roster.change_log within one transaction: (sequential,
+/// by index).
+async fn poll_scans(client: &mut Client, reader: &mut ChangeReader) -> (i64, i64) {
+    let transaction = client.transaction().await.expect("begin");
+    for _ in 0..3 {
+        reader.changes(&transaction).await;
+    }
+    let row = &must_run(
+        &transaction,
+        "select seq_scan, idx_scan from pg_stat_xact_user_tables \
+          where relid = 'roster.change_log'::regclass",
+        &[],
+    )
+    .await[0];
+    (row.get(0), row.get::<_, Option<i64>>(1).unwrap_or(0))
+}
+
+#[tokio::test]
+async fn a_poll_reads_the_log_by_its_index_however_many_rows_await_vacuum() {
+    let db = common::fresh_database().await;
+    let mut client = db.client().await;
+    let w = World::build(&client).await;
+    // Some 2,000 pruned rows, dead until a VACUUM, and a few live ones.
+    client
+        .batch_execute(&format!(
+            "do $$ begin
+               for i in 1..2100 loop
+                 update roster.tenants set name = 'Acme ' || i where id = '{}';
+                 commit;
+               end loop;
+             end $$",
+            w.tenant
+        ))
+        .await
+        .expect("2,100 tenant edits");
+    let mut reader = ChangeReader::start(&client).await;
+    let (sequential, by_index) = poll_scans(&mut client, &mut reader).await;
+    assert_eq!(0, sequential, "V39: by the index only");
+    assert!(by_index >= 3, "each poll reads the index: {by_index}");
+
+    // The control: without V39's setting the planner scans the whole heap, dead rows and all.
+    let mut without = db.client().await;
+    without
+        .batch_execute("alter function roster.changes_after(pg_snapshot) reset enable_seqscan")
+        .await
+        .expect("reset the setting");
+    let (sequential, _) = poll_scans(&mut without, &mut reader).await;
+    assert!(sequential > 0, "the control should scan sequentially");
+}
