@@ -78,6 +78,21 @@ impl ChangeReader {
     }
 }
 
+/// `times` transactions, one logged change each (the tenant's new version).
+async fn rename_tenant_times(client: &Client, tenant: Uuid, times: u32) {
+    client
+        .batch_execute(&format!(
+            "do $$ begin
+               for i in 1..{times} loop
+                 update roster.tenants set name = 'Acme ' || i where id = '{tenant}';
+                 commit;
+               end loop;
+             end $$"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{times} tenant edits: {e}"));
+}
+
 async fn log_rows(client: &impl GenericClient) -> i64 {
     must_run(client, "select count(*) from roster.change_log", &[]).await[0].get(0)
 }
@@ -393,19 +408,7 @@ async fn with_no_reader_the_writers_keep_the_log_bounded() {
     let db = common::fresh_database().await;
     let client = db.client().await;
     let w = World::build(&client).await;
-    // 2,100 transactions, one logged change each (the tenant's new version).
-    client
-        .batch_execute(&format!(
-            "do $$ begin
-               for i in 1..2100 loop
-                 update roster.tenants set name = 'Acme ' || i where id = '{}';
-                 commit;
-               end loop;
-             end $$",
-            w.tenant
-        ))
-        .await
-        .expect("2,100 tenant edits");
+    rename_tenant_times(&client, w.tenant, 2100).await;
     let rows = log_rows(&client).await;
     assert!(
         (1..1024).contains(&rows),
@@ -469,9 +472,11 @@ async fn a_long_transaction_keeps_its_own_changes() {
     assert!(changes.contains(&json!({"kind": "tenant", "tenant_id": w.tenant, "version": 1101})));
 }
 
-/// How a reader's polls scanned roster.change_log within one transaction: (sequential,
-/// by index).
-async fn poll_scans(client: &mut Client, reader: &mut ChangeReader) -> (i64, i64) {
+/// How a reader's polls scanned roster.change_log: (sequential, by index). On a connection of
+/// their own and within one transaction: in PostgreSQL 15 `pg_stat_xact_*` also counts a
+/// session's earlier transactions until its stats are flushed (at most once a second).
+async fn poll_scans(db: &TestDatabase, reader: &mut ChangeReader) -> (i64, i64) {
+    let mut client = db.client().await;
     let transaction = client.transaction().await.expect("begin");
     for _ in 0..3 {
         reader.changes(&transaction).await;
@@ -489,32 +494,20 @@ async fn poll_scans(client: &mut Client, reader: &mut ChangeReader) -> (i64, i64
 #[tokio::test]
 async fn a_poll_reads_the_log_by_its_index_however_many_rows_await_vacuum() {
     let db = common::fresh_database().await;
-    let mut client = db.client().await;
+    let client = db.client().await;
     let w = World::build(&client).await;
     // Some 2,000 pruned rows, dead until a VACUUM, and a few live ones.
-    client
-        .batch_execute(&format!(
-            "do $$ begin
-               for i in 1..2100 loop
-                 update roster.tenants set name = 'Acme ' || i where id = '{}';
-                 commit;
-               end loop;
-             end $$",
-            w.tenant
-        ))
-        .await
-        .expect("2,100 tenant edits");
+    rename_tenant_times(&client, w.tenant, 2100).await;
     let mut reader = ChangeReader::start(&client).await;
-    let (sequential, by_index) = poll_scans(&mut client, &mut reader).await;
+    let (sequential, by_index) = poll_scans(&db, &mut reader).await;
     assert_eq!(0, sequential, "V39: by the index only");
     assert!(by_index >= 3, "each poll reads the index: {by_index}");
 
     // The control: without V39's setting the planner scans the whole heap, dead rows and all.
-    let mut without = db.client().await;
-    without
+    client
         .batch_execute("alter function roster.changes_after(pg_snapshot) reset enable_seqscan")
         .await
         .expect("reset the setting");
-    let (sequential, _) = poll_scans(&mut without, &mut reader).await;
+    let (sequential, _) = poll_scans(&db, &mut reader).await;
     assert!(sequential > 0, "the control should scan sequentially");
 }
