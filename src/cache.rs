@@ -212,6 +212,7 @@ pub struct Key {
 /// alone. The epoch key has none: it is read on its own.
 pub mod keys {
     use super::Key;
+    use crate::domain::Resource;
     use uuid::Uuid;
 
     fn key(tenant: Uuid, name: String) -> Key {
@@ -253,6 +254,24 @@ pub mod keys {
                 kind.len()
             ),
         )
+    }
+
+    /// `roster.explain_access`'s answer; lengths keep the parts apart as in `resource_access`.
+    pub fn explanation(
+        tenant: Uuid,
+        org: Uuid,
+        user: Uuid,
+        permission: &str,
+        resource: Option<&Resource<'_>>,
+    ) -> Key {
+        let mut name = format!(
+            "explain:{{{tenant}:{org}}}:{user}:{}:{permission}",
+            permission.len()
+        );
+        if let Some(Resource { kind, id }) = resource {
+            name.push_str(&format!(":{}:{kind}:{id}", kind.len()));
+        }
+        key(tenant, name)
     }
 
     pub fn catalogue(tenant: Uuid) -> Key {

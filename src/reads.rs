@@ -11,13 +11,13 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::cache::{keys, AccessVersion, Cache, Deps, Fill, Key, Lookup, Place, NO_TENANT};
 use crate::consistency;
-use crate::db::authz::{self, Access, Catalogue, Identity};
+use crate::db::authz::{self, Access, Catalogue, Explanation, Identity};
 use crate::db::resources::ResourceAccess;
 use crate::db::{self, members, organizations};
 use crate::domain::{Page, Paginated, Resource};
@@ -349,6 +349,124 @@ pub async fn check(
         }
     }
     Ok(allowed)
+}
+
+/// A cached explanation: the subject's identity (whether it may act, and its tenant, which a
+/// service's question must match) with the explanation.
+#[derive(Serialize, Deserialize)]
+struct CachedExplanation {
+    identity: Identity,
+    explanation: Explanation,
+}
+
+/// Who asks about whom in `POST /authz/explain`: `subject`'s access, asked by `asker` (itself,
+/// or a user that needs members:read there) or by a service of `service_tenant`.
+#[derive(Debug, Clone, Copy)]
+pub struct Question<'a> {
+    pub subject: Uuid,
+    pub asker: Uuid,
+    pub service_tenant: Option<Uuid>,
+    pub organization: Uuid,
+    pub permission: &'a str,
+    pub resource: Option<Resource<'a>>,
+}
+
+/// `POST /authz/explain`: `roster.explain_access`'s answer, from the cache when the
+/// explanation (and, for a user asking about another, the asker's access) is there; otherwise
+/// one statement that also returns the versions it was read at. An explanation depends on what
+/// the subject's access depends on (on a resource: its resource access), so it is stored under
+/// the same versions and not served past the same expiry.
+pub async fn explain(state: &AppState, question: Question<'_>) -> Result<Explanation, ApiError> {
+    let Question {
+        subject,
+        asker,
+        service_tenant,
+        organization: org,
+        permission,
+        resource,
+    } = question;
+    let cache = usable_cache(state).await;
+    let known = |user: Uuid| service_tenant.unwrap_or_else(|| tenant_of(cache, user));
+    let vouching = service_tenant.is_none() && asker != subject;
+    let key = |tenant| keys::explanation(tenant, org, subject, permission, resource.as_ref());
+    let mut wanted = vec![key(known(subject))];
+    if vouching {
+        wanted.push(keys::access(known(asker), org, asker));
+    }
+    let lookup = lookup(cache, &wanted).await;
+    if let Some(cached) = decode::<CachedExplanation>(&lookup.values[0]) {
+        let asker_access = vouching
+            .then(|| decode::<Access>(&lookup.values[1]))
+            .flatten();
+        if !vouching || asker_access.is_some() {
+            may_ask(question, &cached.identity, asker_access.as_ref())?;
+            return Ok(cached.explanation);
+        }
+    }
+    let client = state.db.client().await?;
+    let explained = authz::explain_access(
+        &client,
+        asker,
+        subject,
+        org,
+        permission,
+        resource.as_ref(),
+        service_tenant,
+    )
+    .await?;
+    drop(client);
+    let authz::Explained {
+        asker: asker_access,
+        subject: read,
+        explanation,
+    } = explained;
+    learn_tenant(cache, subject, read.identity.tenant_id);
+    learn_tenant(cache, asker, asker_access.identity.tenant_id);
+    let mut fills = Vec::with_capacity(2);
+    if vouching {
+        fills.push(access_fill(&asker_access, asker, org)?);
+    }
+    let result = may_ask(question, &read.identity, vouching.then_some(&asker_access));
+    if let Some(explanation) = &explanation {
+        let (tenant, deps, place) = identity_fill(&read.identity, subject);
+        let place = match read.org_version {
+            0 => Place::Local,
+            _ => place,
+        };
+        let mut deps = deps.organization(org, read.org_version);
+        if let Some(version) = read.resources_version {
+            deps = deps.resources(org, version);
+        }
+        let entry = CachedExplanation {
+            identity: read.identity.clone(),
+            explanation: explanation.clone(),
+        };
+        let fill = Fill::new(key(tenant), deps, encode(&entry)?, place);
+        fills.push(fill.until(read.valid_until.map(SystemTime::from)));
+    }
+    store(cache, &lookup, fills).await;
+    result?;
+    explanation.ok_or_else(|| ApiError::Internal("explain_access returned no explanation".into()))
+}
+
+/// Whether the asker of `question` may have its answer: a service, about a user of its tenant
+/// (one of another tenant is as unknown as one that does not exist); a user, while it may act,
+/// about itself, or about another with members:read there (`asker`: its access).
+fn may_ask(
+    question: Question<'_>,
+    subject: &Identity,
+    asker: Option<&Access>,
+) -> Result<(), ApiError> {
+    if let Some(tenant) = question.service_tenant {
+        return match subject.tenant_id == Some(tenant) {
+            true => Ok(()),
+            false => Err(ApiError::user_not_found(question.subject)),
+        };
+    }
+    match asker {
+        Some(access) => access.require(question.organization, "members:read"),
+        None => subject.require_live(),
+    }
 }
 
 /// Each (user, organization)'s access, in order, and the permission catalogue of `tenant` (or

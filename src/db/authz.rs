@@ -203,10 +203,34 @@ pub struct Explanation {
     pub via_resource_id: Option<String>,
 }
 
+/// The subject of an explanation as the explanation was read: its identity, and the versions
+/// and earliest expiry the explanation depends on (those of its access to the organization, or
+/// to the resource asked about).
+#[derive(Debug, Clone)]
+pub struct ExplainedSubject {
+    pub identity: Identity,
+    /// 0 when the subject's tenant has no organization of that id.
+    pub org_version: i64,
+    /// The organization's resource version; only read for an explanation on a resource.
+    pub resources_version: Option<i64>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// What [`explain_access`] reads in one statement.
+pub struct Explained {
+    /// The asker's access (the API's check that it may ask).
+    pub asker: Access,
+    pub subject: ExplainedSubject,
+    /// None for a service asking about a user of another tenant.
+    pub explanation: Option<Explanation>,
+}
+
 /// `roster.explain_access` for `subject` (on `resource` when given), in one statement with
-/// `asker`'s access there (the API's check that it may ask) and the subject's tenant. With
-/// `service_tenant`, the explanation is only computed (None otherwise) for a user of that
-/// tenant: another tenant's catalogue is none of the service's business.
+/// `asker`'s access there and the subject's versions (from `roster.member_access`, or
+/// `roster.resource_access` on a resource; the asker's row when the subject asks itself, so
+/// that explaining oneself resolves access once). With `service_tenant`, the explanation is
+/// only computed (None otherwise) for a user of that tenant: another tenant's catalogue is
+/// none of the service's business.
 pub async fn explain_access(
     client: &Client,
     asker: Uuid,
@@ -215,14 +239,35 @@ pub async fn explain_access(
     permission: &str,
     resource: Option<&Resource<'_>>,
     service_tenant: Option<Uuid>,
-) -> Result<(Access, Option<Uuid>, Option<Explanation>), ApiError> {
+) -> Result<Explained, ApiError> {
+    // The union's branches are gated on parameters alone, so the planner runs only the one
+    // that applies (one-time filters).
     const SQL: &str = concat!(
-        "select e.*, s.tenant_id as subject_tenant_id, ",
+        "select e.*, ",
         access_columns!(),
-        " from roster.caller_identity($2) s \
-          cross join roster.member_access($1, $3) a \
-          left join lateral (select * from roster.explain_access($2, $3, $4, $5, $6) \
-                              where $7::uuid is null or s.tenant_id = $7 offset 0) e on true"
+        ", s.tenant_id as subject_tenant_id, s.is_tenant_admin as subject_is_tenant_admin, \
+           s.user_live as subject_user_live, s.user_version as subject_user_version, \
+           s.tenant_version as subject_tenant_version, s.org_version as subject_org_version, \
+           s.resources_version as subject_resources_version, \
+           s.valid_until as subject_valid_until \
+           from roster.member_access($1, $3) a \
+          cross join lateral ( \
+                select a.tenant_id, a.is_tenant_admin, a.user_live, a.user_version, \
+                       a.tenant_version, a.org_version, null::bigint as resources_version, \
+                       a.valid_until \
+                 where $1 = $2 and $5::text is null \
+                union all \
+                select m.tenant_id, m.is_tenant_admin, m.user_live, m.user_version, \
+                       m.tenant_version, m.org_version, null::bigint, m.valid_until \
+                  from roster.member_access($2, $3) m \
+                 where $1 <> $2 and $5::text is null \
+                union all \
+                select r.tenant_id, r.is_tenant_admin, r.user_live, r.user_version, \
+                       r.tenant_version, r.org_version, r.resources_version, r.valid_until \
+                  from roster.resource_access($2, $3, $5, $6) r \
+                 where $5::text is not null) s \
+           left join lateral (select * from roster.explain_access($2, $3, $4, $5, $6) \
+                               where $7::uuid is null or s.tenant_id = $7 offset 0) e on true"
     );
     let row = query_one(
         client,
@@ -251,11 +296,16 @@ pub async fn explain_access(
             via_resource_id: row.try_get("via_resource_id")?,
         }),
     };
-    Ok((
-        Access::from_row(&row, "access_")?,
-        row.try_get("subject_tenant_id")?,
+    Ok(Explained {
+        asker: Access::from_row(&row, "access_")?,
+        subject: ExplainedSubject {
+            identity: Identity::from_row(&row, "subject_")?,
+            org_version: row.try_get("subject_org_version")?,
+            resources_version: row.try_get("subject_resources_version")?,
+            valid_until: row.try_get("subject_valid_until")?,
+        },
         explanation,
-    ))
+    })
 }
 
 /// Who holds a permission in an organization, as `roster.list_subjects_with_permission` says.

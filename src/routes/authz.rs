@@ -211,32 +211,18 @@ pub async fn explain(
         body.resource_id.as_deref(),
         ("resource_type", "resource_id"),
     )?;
-    let client = state.db.client().await?;
-    let (asker_access, subject_tenant, explanation) = db::explain_access(
-        &client,
-        asker,
-        subject,
-        body.organization_id,
-        &body.permission,
-        resource.as_ref(),
-        tenant,
+    let explanation = reads::explain(
+        &state,
+        reads::Question {
+            subject,
+            asker,
+            service_tenant: tenant,
+            organization: body.organization_id,
+            permission: &body.permission,
+            resource,
+        },
     )
     .await?;
-    match tenant {
-        // A user of another tenant is as unknown to a service as one that does not exist.
-        Some(tenant) if subject_tenant != Some(tenant) => {
-            return Err(ApiError::user_not_found(subject))
-        }
-        Some(_) => {}
-        None => {
-            asker_access.identity.require_live()?;
-            if subject != asker {
-                asker_access.require(body.organization_id, "members:read")?;
-            }
-        }
-    }
-    let explanation = explanation
-        .ok_or_else(|| ApiError::Internal("explain_access returned no explanation".into()))?;
     Ok(HttpResponse::Ok().json(explanation))
 }
 

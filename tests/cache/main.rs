@@ -14,6 +14,7 @@ mod cluster;
 mod consistency;
 mod disabled;
 mod exact_json;
+mod explain;
 mod helpers;
 mod invalidation;
 mod isolation;
