@@ -284,6 +284,23 @@ pub async fn remove_group_member(
     Ok(())
 }
 
+/// `roster.get_group_member`: one member of a group, as the member list shows it.
+pub async fn get_group_member(
+    client: &Client,
+    actor: Uuid,
+    org: Uuid,
+    group_key: &str,
+    user: Uuid,
+) -> Result<GroupMember, ApiError> {
+    let row = query_one(
+        client,
+        "select * from roster.get_group_member($1, $2, $3, $4)",
+        &[&actor, &org, &group_key, &user],
+    )
+    .await?;
+    Ok(GroupMember::from_row(&row)?)
+}
+
 pub async fn list_group_members(
     client: &Client,
     actor: Uuid,

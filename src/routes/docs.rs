@@ -97,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         groups::delete_group,
         groups::list_group_members,
         groups::add_group_member,
+        groups::get_group_member,
         groups::remove_group_member,
         groups::list_user_groups,
         grants::list_grants,

@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         resource("/organizations/{org_id}/groups/{key}/members/{user_id}")
+            .route(get().to(get_group_member))
             .route(delete().to(remove_group_member)),
     )
     .service(
@@ -116,11 +117,12 @@ pub async fn list_groups(
         (status = 201, description = "The group.", body = Group,
             headers(("Location" = String, description = "`/organizations/{org_id}/groups/{key}`"))),
         (status = 403, description = MANAGE, body = ErrorBody),
-        (status = 404, description = "`not_found` (the organization) or `group_not_found` (the parent).", body = ErrorBody),
+        (status = 404, description = "`not_found`: the organization.", body = ErrorBody),
         (status = 409, description = "`group_key_taken`: the organization has a group of that key.", body = ErrorBody),
         (status = 422, description = "`invalid_hierarchy`: under that parent, groups would nest \
-            deeper than 8 levels; `invalid_input`: a body of the wrong shape (a field missing, of \
-            the wrong type or value, or unknown).", body = ErrorBody),
+            deeper than 8 levels; `invalid_input`: `parent_key` names no group of the organization, \
+            or a body of the wrong shape (a field missing, of the wrong type or value, or \
+            unknown).", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn create_group(
@@ -173,12 +175,12 @@ pub async fn get_group(
         (status = 200, description = "The group as changed.", body = Group),
         (status = 403, description = "`forbidden`: the caller's role lacks groups:manage, or \
             organization:read (the answer reads the group back).", body = ErrorBody),
-        (status = 404, description = "`not_found` (the organization) or `group_not_found` (the \
-            group or the new parent).", body = ErrorBody),
+        (status = 404, description = GROUP_NOT_FOUND, body = ErrorBody),
         (status = 422, description = "`invalid_hierarchy`: the new parent is the group itself or \
             one of its descendants, or groups would nest deeper than 8 levels; `invalid_input`: \
-            a body that is no object, an unknown field, a value of the wrong type, a blank or \
-            too long name or description.", body = ErrorBody),
+            `parent_key` names no group of the organization, a body that is no object, an \
+            unknown field, a value of the wrong type, a blank or too long name or description.",
+            body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn update_group(
@@ -276,6 +278,27 @@ pub async fn add_group_member(
             ),
         ))
         .json(membership))
+}
+
+/// One member of a group (needs members:read): where a new group member's `Location` points.
+#[utoipa::path(get, path = "/organizations/{org_id}/groups/{key}/members/{user_id}", tag = "groups",
+    params(("org_id" = Uuid, Path), ("key" = String, Path), ("user_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The member, as the group's member list shows it (an expired one until purged).", body = GroupMember),
+        (status = 403, description = "`forbidden`: the caller's role lacks members:read.", body = ErrorBody),
+        (status = 404, description = "`not_found` (the organization), `group_not_found`, or \
+            `member_not_found`: the user is not in the group.", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_group_member(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (org, key, user) = path.into_inner();
+    let client = state.db.client().await?;
+    let member = db::get_group_member(&client, caller.user_id, org, &key, user).await?;
+    Ok(HttpResponse::Ok().json(member))
 }
 
 /// Remove a user from a group (groups:manage).

@@ -324,8 +324,8 @@ async fn group_trees_have_no_cycles_nor_orphans_and_at_most_8_levels() {
             json!({"parent_key": "nowhere"}),
         )
         .await,
-        404,
-        "group_not_found",
+        422,
+        "invalid_input",
         "a parent that does not exist",
     )
     .await;
@@ -439,9 +439,9 @@ async fn group_input_is_refused_naming_the_field() {
         (
             "an unknown parent",
             json!({"key": "ops", "name": "Ops", "parent_key": "nope"}),
-            404,
-            "group_not_found",
-            "nope",
+            422,
+            "invalid_input",
+            "parent_key: no group 'nope'",
         ),
         (
             "a taken key",
@@ -539,6 +539,27 @@ async fn group_members_are_added_listed_and_removed() {
     assert_eq!(json!(FUTURE), membership["expires_at"]);
     assert_eq!(json!(owner.id), membership["added_by"]);
     assert_eq!(Some(format!("{members}/{}", mia.id)), created_at);
+    // The Location answers, to those who may read members; not for someone out of the group.
+    let at = created_at.expect("Location");
+    let read = assert_json(get(&app, &owner.token, &at).await, 200, "mia, by Location").await;
+    assert_keys(&read, GROUP_MEMBER_KEYS, "a group member");
+    assert_eq!(json!(mia.id), read["user_id"]);
+    assert_eq!(json!(mia.email), read["email"]);
+    assert_eq!(json!(FUTURE), read["expires_at"]);
+    assert_error(
+        get(&app, &owner.token, &format!("{members}/{}", ned.id)).await,
+        404,
+        "member_not_found",
+        "ned, not in the group yet",
+    )
+    .await;
+    assert_error(
+        get(&app, &stranger.token, &at).await,
+        404,
+        "not_found",
+        "a stranger to the organization",
+    )
+    .await;
     add_to_group(&app, &owner, org, "eng", &ned).await;
 
     let cases = [

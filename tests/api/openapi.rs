@@ -92,6 +92,10 @@ const SERVED: &[(&str, &str)] = &[
     ("get", "/organizations/{org_id}/groups/{key}/members"),
     ("post", "/organizations/{org_id}/groups/{key}/members"),
     (
+        "get",
+        "/organizations/{org_id}/groups/{key}/members/{user_id}",
+    ),
+    (
         "delete",
         "/organizations/{org_id}/groups/{key}/members/{user_id}",
     ),

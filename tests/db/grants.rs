@@ -595,6 +595,86 @@ async fn groups_and_grants_stay_inside_their_organization_whoever_writes() {
 }
 
 #[tokio::test]
+async fn a_group_member_is_read_alone_and_a_missing_parent_names_its_field() {
+    let db = common::fresh_database().await;
+    let c = db.client().await;
+    let w = setup(&c).await;
+    join(&c, &w, "ml", w.member).await;
+    let get = "select * from roster.get_group_member($1, $2, $3, $4)";
+    for (actor, who) in [
+        (w.owner, "the owner"),
+        (w.member, "a member (members:read)"),
+    ] {
+        let rows = must_run(&c, get, &[&actor, &w.org, &"ml", &w.member]).await;
+        assert_eq!(1, rows.len(), "{who}");
+        assert_eq!(w.member, rows[0].get::<_, Uuid>("user_id"), "{who}");
+        assert_eq!(
+            "member@acme.test",
+            rows[0].get::<_, String>("email"),
+            "{who}"
+        );
+    }
+    for (actor, group, user, state, what) in [
+        (
+            w.owner,
+            "eng",
+            w.member,
+            "RMBNF",
+            "in ml, not in its parent eng",
+        ),
+        (
+            w.owner,
+            "ml",
+            w.admin,
+            "RMBNF",
+            "a member of the organization, not of the group",
+        ),
+        (w.owner, "nope", w.member, "RGRNF", "no such group"),
+        (w.non_member, "ml", w.member, "RNFND", "an outsider"),
+        (
+            w.other_tenant_user,
+            "ml",
+            w.member,
+            "RNFND",
+            "another tenant's user",
+        ),
+    ] {
+        let err = must_fail(&c, get, &[&actor, &w.org, &group, &user]).await;
+        assert_eq!(state, sqlstate(&err), "{what}: {}", message(&err));
+    }
+    must_run(
+        &c,
+        "select roster.remove_group_member($1, $2, 'ml', $3)",
+        &[&w.owner, &w.org, &w.member],
+    )
+    .await;
+    let err = must_fail(&c, get, &[&w.owner, &w.org, &"ml", &w.member]).await;
+    assert_eq!("RMBNF", sqlstate(&err), "removed: {}", message(&err));
+
+    // A parent that names no group is bad input, naming the field; the group itself, missing,
+    // is still not found.
+    for sql in [
+        "select * from roster.create_group($1, $2, 'ops', 'Ops', null, 'nowhere')",
+        "select * from roster.update_group($1, $2, 'ml', '{\"parent_key\": \"nowhere\"}')",
+    ] {
+        let err = must_fail(&c, sql, &[&w.owner, &w.org]).await;
+        assert_eq!("RINVL", sqlstate(&err), "{sql}: {}", message(&err));
+        assert_eq!(
+            "parent_key: no group 'nowhere' in this organization",
+            message(&err),
+            "{sql}"
+        );
+    }
+    let err = must_fail(
+        &c,
+        "select * from roster.update_group($1, $2, 'nope', '{\"parent_key\": \"eng\"}')",
+        &[&w.owner, &w.org],
+    )
+    .await;
+    assert_eq!("RGRNF", sqlstate(&err), "{}", message(&err));
+}
+
+#[tokio::test]
 async fn cycles_and_depth_are_refused_through_raw_sql_too() {
     let db = common::fresh_database().await;
     let c = db.client().await;

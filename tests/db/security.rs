@@ -33,6 +33,7 @@ const APP_FUNCTIONS: &[&str] = &[
     "find_organizations_by_domain",
     "get_grant",
     "get_group",
+    "get_group_member",
     "get_member",
     "get_organization",
     "get_role",
