@@ -204,6 +204,9 @@ impl Deps {
 pub struct Key {
     pub tenant: Uuid,
     pub name: String,
+    /// Only ever stored in this process (`Place::Local` whatever the tenant): never asked of
+    /// Redis.
+    local_only: bool,
 }
 
 /// The keys of cached items, in one place. Each name carries a Redis Cluster hash tag (the
@@ -216,7 +219,11 @@ pub mod keys {
     use uuid::Uuid;
 
     fn key(tenant: Uuid, name: String) -> Key {
-        Key { tenant, name }
+        Key {
+            tenant,
+            name,
+            local_only: false,
+        }
     }
 
     pub fn identity(tenant: Uuid, user: Uuid) -> Key {
@@ -274,8 +281,12 @@ pub mod keys {
         key(tenant, name)
     }
 
+    /// In this process only (`reads::catalogue_fill`).
     pub fn catalogue(tenant: Uuid) -> Key {
-        key(tenant, format!("perm-names:{{{tenant}}}"))
+        Key {
+            local_only: true,
+            ..key(tenant, format!("perm-names:{{{tenant}}}"))
+        }
     }
 
     pub(super) const EPOCH: &str = "epoch";
@@ -539,6 +550,9 @@ pub struct Cache {
     nodes_failing: AtomicBool,
     /// Refusals of strangers and catalogues, in this process only.
     local: Mutex<lru::LruCache<String, LocalEntry>>,
+    /// Copies of the entries this process wrote to Redis, validated as the in-process store's
+    /// are and served only while the cache is `ok` (see `lookup`); None when turned off.
+    near: Option<Mutex<lru::LruCache<String, LocalEntry>>>,
     /// (user, organization) → its current authorization version, for access tokens' checks.
     versions: Mutex<lru::LruCache<(Uuid, Uuid), VersionEntry>>,
     /// Bumped whenever the in-process store's entries may be stale (notifications missed,
@@ -563,6 +577,8 @@ pub struct CacheConfig<'a> {
     pub key: &'a [u8],
     pub timeout: Duration,
     pub ttl_seconds: u64,
+    /// The near store's size (CACHE_NEAR_ENTRIES); 0: none.
+    pub near_entries: usize,
 }
 
 impl Cache {
@@ -623,6 +639,8 @@ impl Cache {
             local: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(LOCAL_ENTRIES).expect("a positive size"),
             )),
+            near: NonZeroUsize::new(config.near_entries)
+                .map(|size| Mutex::new(lru::LruCache::new(size))),
             versions: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(LOCAL_ENTRIES).expect("a positive size"),
             )),
@@ -680,28 +698,50 @@ impl Cache {
         }
     }
 
-    /// Reads `keys`, validated: from Redis, then the in-process store. Every key is a miss
-    /// when the cache is not usable; when Redis fails, `epoch` is None so that nothing is
-    /// written there. Keys of `NO_TENANT` are not asked of Redis, which never holds them; with
-    /// no keys for Redis, the lookup reads only the epoch that a fill will be written under.
+    /// Reads `keys`, validated: from this process (the near store while the cache is `ok`,
+    /// and the in-process store), then what is missing from Redis. Every key is a miss when
+    /// the cache is not usable; when Redis fails, `epoch` is None so that nothing is written
+    /// there. Keys of `NO_TENANT` and local-only keys are not asked of Redis, which never holds
+    /// them; with no other keys for Redis, the lookup reads only the epoch that a fill will be
+    /// written under, unless only local-only keys are missing (their fills stay here).
+    ///
+    /// The near store is as exact as Redis: its entries are validated against this process's
+    /// minimums, which every committed change reaches (the listener), and voided with the
+    /// in-process store whenever changes may have been missed. Another instance's new epoch
+    /// does not void it: that instance started one for changes its own listener may have
+    /// missed, not this one's. It is not used while the cache is degraded, so that Redis
+    /// trouble keeps sending every request to the database (and is still noticed).
     pub async fn lookup(&self, keys: &[Key]) -> Lookup {
         let started = Instant::now();
         if !self.listening.load(Ordering::Acquire) {
             return Lookup::misses(keys.len());
         }
         let generation = self.local_generation.load(Ordering::Acquire);
-        let shared: Vec<&Key> = keys.iter().filter(|k| k.tenant != NO_TENANT).collect();
-        let (epoch, shared_values) = self.lookup_shared(&shared).await;
-        let mut shared_values = shared_values.into_iter();
+        let near = self
+            .near
+            .as_ref()
+            .filter(|_| self.state() == CacheState::Ok);
         let mut values: Vec<Option<Vec<u8>>> = keys
             .iter()
-            .map(|k| match k.tenant == NO_TENANT {
-                true => None,
-                false => shared_values.next().flatten(),
+            .map(|key| {
+                near.and_then(|near| self.recall_at(near, key, generation))
+                    .or_else(|| self.recall_at(&self.local, key, generation))
             })
             .collect();
-        for (value, key) in values.iter_mut().zip(keys).filter(|(v, _)| v.is_none()) {
-            *value = self.recall_at(key, generation);
+        let mut epoch = None;
+        // What a missing local-only key's read fills stays here: no epoch is needed for it.
+        let to_redis = |(key, value): (&Key, &Option<Vec<u8>>)| value.is_none() && !key.local_only;
+        if keys.iter().zip(&values).any(to_redis) {
+            let (wanted, shared): (Vec<usize>, Vec<&Key>) = keys
+                .iter()
+                .enumerate()
+                .filter(|(i, key)| to_redis((key, &values[*i])) && key.tenant != NO_TENANT)
+                .unzip();
+            let (read_epoch, shared_values) = self.lookup_shared(&shared).await;
+            epoch = read_epoch;
+            for (i, value) in wanted.into_iter().zip(shared_values) {
+                values[i] = value;
+            }
         }
         let hits = values.iter().filter(|v| v.is_some()).count() as u64;
         self.metrics.cache_hits.inc_by(hits);
@@ -714,11 +754,16 @@ impl Cache {
         }
     }
 
-    fn recall_at(&self, key: &Key, generation: u64) -> Option<Vec<u8>> {
+    fn recall_at(
+        &self,
+        store: &Mutex<lru::LruCache<String, LocalEntry>>,
+        key: &Key,
+        generation: u64,
+    ) -> Option<Vec<u8>> {
         let now = SystemTime::now();
         let minimums = self.minimums.read().unwrap_or_else(|e| e.into_inner());
-        let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        local.get(&key.name).and_then(|entry| {
+        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
+        store.get(&key.name).and_then(|entry| {
             let fresh = entry.generation == generation
                 && entry.deps.tenant == key.tenant
                 && entry.until.is_none_or(|until| now < until)
@@ -969,20 +1014,29 @@ impl Cache {
             .into_iter()
             .partition(|fill| fill.place == Place::Local);
         if let Some(generation) = lookup.generation {
-            let mut store = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            // No longer than a Redis entry: minimums are kept only as long as entries
+            // written before them can live (`raise_one`).
+            let end = SystemTime::now() + Duration::from_secs(self.ttl_seconds);
+            let entry = |fill: &Fill| LocalEntry {
+                generation,
+                deps: fill.deps.clone(),
+                payload: fill.payload.clone(),
+                until: Some(fill.until.map_or(end, |until| until.min(end))),
+            };
+            let mut local_store = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            let mut near_store = self
+                .near
+                .as_ref()
+                .map(|near| near.lock().unwrap_or_else(|e| e.into_inner()));
             // A generation bumped since the lookup may have voided what was read.
             if generation == self.local_generation.load(Ordering::Acquire) {
-                // No longer than a Redis entry: minimums are kept only as long as entries
-                // written before them can live (`raise_one`).
-                let end = SystemTime::now() + Duration::from_secs(self.ttl_seconds);
-                for fill in local {
-                    let entry = LocalEntry {
-                        generation,
-                        deps: fill.deps,
-                        payload: fill.payload,
-                        until: Some(fill.until.map_or(end, |until| until.min(end))),
-                    };
-                    store.put(fill.key.name, entry);
+                for fill in &local {
+                    local_store.put(fill.key.name.clone(), entry(fill));
+                }
+                if let Some(near_store) = near_store.as_mut() {
+                    for fill in &shared {
+                        near_store.put(fill.key.name.clone(), entry(fill));
+                    }
                 }
             }
         }
@@ -1195,6 +1249,9 @@ impl Cache {
     fn void_local(&self) {
         self.local_generation.fetch_add(1, Ordering::AcqRel);
         self.local.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if let Some(near) = &self.near {
+            near.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
         self.versions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1534,6 +1591,7 @@ mod tests {
                 key,
                 timeout: Duration::from_millis(10),
                 ttl_seconds: 60,
+                near_entries: 100,
             },
             Arc::new(Metrics::default()),
             None,

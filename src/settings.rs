@@ -35,6 +35,9 @@ pub struct Settings {
     pub redis_timeout: Duration,
     /// Lifetime of every cache entry: a safety net, exactness comes from notifications.
     pub cache_ttl_seconds: u64,
+    /// Entries of the near store (copies of what this instance wrote to Redis, served without
+    /// asking Redis); 0 turns it off.
+    pub cache_near_entries: usize,
     pub jwt: JwtSettings,
     pub pool_size: usize,
     /// How long a request may take to get a pooled connection, all told (waiting for one to
@@ -124,6 +127,7 @@ impl Settings {
             cache_namespace: "roster".to_owned(),
             redis_timeout: Duration::from_millis(100),
             cache_ttl_seconds: 300,
+            cache_near_entries: 50_000,
             jwt,
             // Enough connections to keep both cores and PostgreSQL busy while some wait on I/O.
             pool_size: cores * 4,
@@ -194,6 +198,11 @@ impl Settings {
             cache_ttl_seconds: parse_var("CACHE_TTL_SECONDS", defaults.cache_ttl_seconds, |s| {
                 (1..=86_400).contains(&s)
             })?,
+            cache_near_entries: parse_var(
+                "CACHE_NEAR_ENTRIES",
+                defaults.cache_near_entries,
+                |n| n <= 10_000_000,
+            )?,
             pool_size: parse_var("POOL_SIZE", defaults.pool_size, |n| n >= 1)?,
             pool_timeout: parse_ms("POOL_TIMEOUT_MS", defaults.pool_timeout, |ms| ms >= 1)?,
             statement_timeout: parse_ms(

@@ -104,6 +104,7 @@ impl Application {
                     key,
                     timeout: settings.redis_timeout,
                     ttl_seconds: settings.cache_ttl_seconds,
+                    near_entries: settings.cache_near_entries,
                 };
                 let cache =
                     Cache::new(config, metrics.clone(), fill_hook).map_err(StartupError::Redis)?;

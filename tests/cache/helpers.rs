@@ -47,6 +47,8 @@ pub struct AppOptions {
     pub redis_cluster: bool,
     /// Wait until `/readyz` reports the cache ok (disabled without Redis) before returning.
     pub wait_for_cache: bool,
+    /// CACHE_NEAR_ENTRIES: 0 makes every lookup ask Redis, for tests of what Redis holds.
+    pub near_entries: usize,
 }
 
 impl Default for AppOptions {
@@ -57,6 +59,7 @@ impl Default for AppOptions {
             through_proxy: false,
             redis_cluster: false,
             wait_for_cache: true,
+            near_entries: 50_000,
         }
     }
 }
@@ -154,6 +157,7 @@ async fn start(
         cache_key: Some(CACHE_KEY.to_vec()),
         redis_timeout: REDIS_TIMEOUT,
         cache_ttl_seconds: 300,
+        cache_near_entries: options.near_entries,
         pool_size: 4,
         pool_timeout: Duration::from_secs(2),
         body_limit: 64 * 1024,

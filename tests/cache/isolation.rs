@@ -7,7 +7,9 @@ use roster::cache::keys;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, wait_for, TestApp, INVALIDATION_DEADLINE};
+use crate::helpers::{
+    spawn_app, spawn_app_with, wait_for, AppOptions, TestApp, INVALIDATION_DEADLINE,
+};
 
 /// Every key of the app's namespace.
 async fn keys(app: &TestApp) -> Vec<String> {
@@ -198,7 +200,12 @@ async fn a_user_id_shared_by_two_tenants_is_refused_even_when_cached() {
 /// access: entries are authenticated, and a forged or moved one is a miss.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_or_moved_entry_grants_nothing() {
-    let app = spawn_app().await;
+    // Every lookup asks Redis: no near copy of the genuine entries stands in front.
+    let app = spawn_app_with(AppOptions {
+        near_entries: 0,
+        ..AppOptions::default()
+    })
+    .await;
     let owner = app.user("owner").await;
     let outsider = app.user("outsider").await;
     let org = app.org(&owner, "acme").await;

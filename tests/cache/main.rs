@@ -20,6 +20,7 @@ mod invalidation;
 mod isolation;
 mod listener;
 mod metrics;
+mod near;
 mod race;
 mod redis_trouble;
 mod resources;

@@ -108,6 +108,8 @@ async fn redis_down_then_back_empty_is_slower_never_wrong() {
     let mut redis = RedisServer::start().await;
     let app = spawn_app_with(AppOptions {
         redis_url: Some(redis.url()),
+        // Every lookup asks Redis, so that each request meets the trouble.
+        near_entries: 0,
         ..AppOptions::default()
     })
     .await;
@@ -175,6 +177,8 @@ async fn a_slow_redis_costs_its_timeout_not_an_error() {
     let redis = RedisServer::start().await;
     let app = spawn_app_with(AppOptions {
         redis_url: Some(redis.url()),
+        // Every lookup asks Redis, so that each request meets the trouble.
+        near_entries: 0,
         ..AppOptions::default()
     })
     .await;
