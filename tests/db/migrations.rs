@@ -59,6 +59,7 @@ const LANDED: &[(i64, &str, u64)] = &[
         13055843359370072532,
     ),
     (38, "change_delays", 7395749868095892561),
+    (39, "change_log_reads_by_index", 3938753695442805229),
 ];
 
 #[test]
