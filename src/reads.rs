@@ -51,17 +51,23 @@ fn identity_fill(identity: &Identity, user: Uuid) -> (Uuid, Deps, Place) {
     }
 }
 
-/// The same for an access: a refusal for an organization the user's tenant does not have
-/// stays in this process.
-fn access_fill(access: &Access, user: Uuid, org: Uuid) -> Result<Fill, ApiError> {
-    let (tenant, deps, place) = identity_fill(&access.identity, user);
-    let place = match access.org_version {
+/// The same for an answer about a user in an organization (at `org_version`, 0 when the user's
+/// tenant has no such organization): a refusal for an organization the user's tenant does not
+/// have stays in this process.
+fn org_fill(identity: &Identity, user: Uuid, org: Uuid, org_version: i64) -> (Uuid, Deps, Place) {
+    let (tenant, deps, place) = identity_fill(identity, user);
+    let place = match org_version {
         0 => Place::Local,
         _ => place,
     };
+    (tenant, deps.organization(org, org_version), place)
+}
+
+fn access_fill(access: &Access, user: Uuid, org: Uuid) -> Result<Fill, ApiError> {
+    let (tenant, deps, place) = org_fill(&access.identity, user, org, access.org_version);
     let fill = Fill::new(
         keys::access(tenant, org, user),
-        deps.organization(org, access.org_version),
+        deps,
         encode(access)?,
         place,
     );
@@ -428,12 +434,7 @@ pub async fn explain(state: &AppState, question: Question<'_>) -> Result<Explana
     }
     let result = may_ask(question, &read.identity, vouching.then_some(&asker_access));
     if let Some(explanation) = &explanation {
-        let (tenant, deps, place) = identity_fill(&read.identity, subject);
-        let place = match read.org_version {
-            0 => Place::Local,
-            _ => place,
-        };
-        let mut deps = deps.organization(org, read.org_version);
+        let (tenant, mut deps, place) = org_fill(&read.identity, subject, org, read.org_version);
         if let Some(version) = read.resources_version {
             deps = deps.resources(org, version);
         }
@@ -604,14 +605,8 @@ fn resource_fill(
     org: Uuid,
     resource: &Resource<'_>,
 ) -> Result<Fill, ApiError> {
-    let (tenant, deps, place) = identity_fill(&answer.identity, user);
-    let place = match answer.org_version {
-        0 => Place::Local,
-        _ => place,
-    };
-    let deps = deps
-        .organization(org, answer.org_version)
-        .resources(org, answer.resources_version);
+    let (tenant, deps, place) = org_fill(&answer.identity, user, org, answer.org_version);
+    let deps = deps.resources(org, answer.resources_version);
     let key = keys::resource_access(tenant, org, user, resource.kind, resource.id);
     let fill = Fill::new(key, deps, encode(answer)?, place);
     Ok(fill.until(answer.valid_until.map(SystemTime::from)))

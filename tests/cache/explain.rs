@@ -110,11 +110,12 @@ impl World {
 
     /// A statement as a DBA types it: `$owner`, `$org` and `$user` are the world's ids.
     async fn sql(&self, statement: &str) {
-        let statement = statement
-            .replace("$owner", &format!("'{}'::uuid", self.owner.id))
-            .replace("$org", &format!("'{}'::uuid", self.org))
-            .replace("$user", &format!("'{}'::uuid", self.user.id));
-        self.app.exec(&statement, &[]).await;
+        let ids = [
+            ("$owner", self.owner.id),
+            ("$org", self.org),
+            ("$user", self.user.id),
+        ];
+        self.app.exec_with_ids(statement, &ids).await;
     }
 }
 

@@ -321,6 +321,15 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("add {} as {role}: {e}", user.email));
     }
 
+    /// A statement as a DBA types it, with literal ids: each `(name, id)` replaces `name`
+    /// (`$owner`, say) by `'<id>'::uuid`.
+    pub async fn exec_with_ids(&self, statement: &str, ids: &[(&str, Uuid)]) {
+        let statement = ids.iter().fold(statement.to_owned(), |text, (name, id)| {
+            text.replace(name, &format!("'{id}'::uuid"))
+        });
+        self.exec(&statement, &[]).await;
+    }
+
     /// A raw statement on the superuser connection, committed when it returns.
     pub async fn exec(
         &self,
