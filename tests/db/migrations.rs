@@ -60,6 +60,8 @@ const LANDED: &[(i64, &str, u64)] = &[
     ),
     (38, "change_delays", 7395749868095892561),
     (39, "change_log_reads_by_index", 3938753695442805229),
+    (40, "group_parent_is_a_field", 18290439579357848448),
+    (41, "get_group_member", 3578478590584263714),
 ];
 
 #[test]
