@@ -1,8 +1,10 @@
-//! The cache on a Redis Cluster (three primaries started by the test), shared by two Roster
-//! instances serving one database: keys spread over the nodes, the keys of one lookup share a
-//! slot, every change is honoured by both instances, and a node killed mid-load turns its keys'
-//! lookups into misses, never into wrong answers.
+//! The cache on a Redis Cluster (three primaries started by the test, and a replica of each for
+//! the failover), shared by two Roster instances serving one database: keys spread over the
+//! nodes, the keys of one lookup share a slot, every change is honoured by both instances, a
+//! node killed mid-load turns its keys' lookups into misses, never into wrong answers, and so
+//! does a primary until its replica has taken over.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -340,24 +342,144 @@ impl Truth {
         assert!(reply.status < 500, "{what}: {reply:?}");
     }
 
-    /// Requests of the mix, from `first` on, until `stop`.
-    async fn load(
-        &self,
-        app: &TestApp,
-        first: usize,
-        stop: &AtomicBool,
-        served: &AtomicU64,
-        slowest: &AtomicU64,
-    ) {
+    /// Requests of the mix, from `first` on, until `load` stops.
+    async fn load(&self, app: &TestApp, first: usize, load: &Load) {
         let mut round = first;
-        while !stop.load(Ordering::Relaxed) {
+        while !load.stop.load(Ordering::Relaxed) {
             let started = Instant::now();
             self.request(app, round).await;
             let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            slowest.fetch_max(micros, Ordering::Relaxed);
-            served.fetch_add(1, Ordering::Relaxed);
+            load.slowest.fetch_max(micros, Ordering::Relaxed);
+            load.served.fetch_add(1, Ordering::Relaxed);
             round += 7;
         }
+    }
+}
+
+/// The mix on both instances, two tasks each, while an outage runs.
+#[derive(Default)]
+struct Load {
+    stop: AtomicBool,
+    served: AtomicU64,
+    slowest: AtomicU64,
+}
+
+impl Load {
+    /// Runs the mix until `outage` ends.
+    async fn during(&self, truth: &Truth, apps: [&TestApp; 2], outage: impl Future<Output = ()>) {
+        let outage = async {
+            outage.await;
+            self.stop.store(true, Ordering::Relaxed);
+        };
+        let loads = join_all(
+            [(apps[0], 0), (apps[0], 3), (apps[1], 1), (apps[1], 4)]
+                .map(|(app, first)| truth.load(app, first, self)),
+        );
+        tokio::join!(outage, loads);
+    }
+
+    fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// The slowest request of the mix. One is one or two HTTP requests, each waiting at most
+    /// REDIS_TIMEOUT per cache call, so a dead node may cost each at most about a second.
+    fn assert_no_request_waited_on_a_dead_node(&self) {
+        let slowest = Duration::from_micros(self.slowest.load(Ordering::Relaxed));
+        assert!(
+            slowest < Duration::from_secs(1),
+            "a dead node cost {slowest:?}"
+        );
+    }
+}
+
+/// Two instances and the mix's answers cached on both.
+struct Warm {
+    a: TestApp,
+    b: TestApp,
+    owner: TestUser,
+    truth: Truth,
+    /// The node serving each organization's entry, in `truth.orgs`' order.
+    nodes: Vec<usize>,
+    /// The node serving the epoch.
+    epoch_node: usize,
+}
+
+impl Warm {
+    /// Organizations until some have their entries on the epoch's node and some on another,
+    /// `leaver` removed from each by raw SQL, every answer of the mix cached on both instances.
+    async fn start(cluster: &RedisCluster) -> Warm {
+        let (a, b) = two_instances(cluster).await;
+        let owner = a.user("owner").await;
+        let (member, leaver, outsider) = (
+            a.user("member").await,
+            a.user("leaver").await,
+            a.user("outsider").await,
+        );
+        let epoch_node = cluster.node_of(&format!("{}:epoch", a.namespace)).await;
+        let mut orgs = Vec::new();
+        let mut nodes = Vec::new();
+        for i in 0..40 {
+            let slug = format!("load-{i}");
+            let org = a.org(&owner, &slug).await;
+            for user in [&member, &leaver] {
+                a.add(&owner, org, user, "member").await;
+            }
+            nodes.push(
+                cluster
+                    .node_of(&full(&a, keys::organization(a.tenant, org)))
+                    .await,
+            );
+            orgs.push((org, format!("Org {slug}")));
+            let elsewhere = nodes.iter().filter(|node| **node != epoch_node).count();
+            if orgs.len() >= 6 && elsewhere >= 1 && elsewhere < nodes.len() {
+                break;
+            }
+        }
+        for (org, _) in &orgs {
+            a.exec(
+                "update roster.organization_memberships set deleted_at = now() \
+                 where organization_id = $1 and user_id = $2",
+                &[org, &leaver.id],
+            )
+            .await;
+        }
+        let truth = Truth {
+            member,
+            leaver,
+            outsider,
+            orgs,
+        };
+        for app in [&a, &b] {
+            wait_for(
+                "the removals to reach both",
+                INVALIDATION_DEADLINE,
+                || async {
+                    let reply = app.get_org(&truth.leaver.token, truth.orgs[0].0).await;
+                    (reply.status == 404).then_some(())
+                },
+            )
+            .await;
+            for round in 0..2 * 5 * truth.orgs.len() {
+                truth.request(app, round).await;
+            }
+            let (_, trips) = app.counted(truth.request(app, 0)).await;
+            assert_eq!(0, trips, "warm before the outage");
+        }
+        Warm {
+            a,
+            b,
+            owner,
+            truth,
+            nodes,
+            epoch_node,
+        }
+    }
+
+    /// An organization whose entry is on `node`, or on another node.
+    fn org_on(&self, node: usize, on: bool) -> Uuid {
+        let index = self.nodes.iter().position(|n| (*n == node) == on);
+        self.truth.orgs[index.expect("an organization there")].0
     }
 }
 
@@ -377,111 +499,41 @@ async fn the_epochs_node_killed_mid_load_turns_every_lookup_into_a_miss() {
 /// entries but not the epoch.
 async fn killed_mid_load(kill_the_epochs_node: bool) {
     let mut cluster = RedisCluster::start().await;
-    let (a, b) = two_instances(&cluster).await;
-    let owner = a.user("owner").await;
-    let truth_users = (
-        a.user("member").await,
-        a.user("leaver").await,
-        a.user("outsider").await,
-    );
-    let (member, leaver, outsider) = truth_users;
-    let epoch_node = cluster.node_of(&format!("{}:epoch", a.namespace)).await;
-    // Organizations until some live on the epoch's node and some on another.
-    let mut orgs = Vec::new();
-    let mut nodes = Vec::new();
-    for i in 0..40 {
-        let slug = format!("load-{i}");
-        let org = a.org(&owner, &slug).await;
-        for user in [&member, &leaver] {
-            a.add(&owner, org, user, "member").await;
-        }
-        nodes.push(
-            cluster
-                .node_of(&full(&a, keys::organization(a.tenant, org)))
-                .await,
-        );
-        orgs.push((org, format!("Org {slug}")));
-        let victims = nodes.iter().filter(|node| **node != epoch_node).count();
-        if orgs.len() >= 6 && victims >= 1 && victims < nodes.len() {
-            break;
-        }
-    }
+    let warm = Warm::start(&cluster).await;
+    let (a, b, truth) = (&warm.a, &warm.b, &warm.truth);
     let victim = match kill_the_epochs_node {
-        true => epoch_node,
-        false => *nodes
+        true => warm.epoch_node,
+        false => *warm
+            .nodes
             .iter()
-            .find(|node| **node != epoch_node)
+            .find(|node| **node != warm.epoch_node)
             .expect("a victim node"),
     };
-    let on_victim = orgs[nodes.iter().position(|node| *node == victim).unwrap()].0;
-    let survivor = orgs[nodes.iter().position(|node| *node != victim).unwrap()].0;
-    for (org, _) in &orgs {
-        a.exec(
-            "update roster.organization_memberships set deleted_at = now() \
-             where organization_id = $1 and user_id = $2",
-            &[org, &leaver.id],
-        )
-        .await;
-    }
-    let truth = Truth {
-        member,
-        leaver,
-        outsider,
-        orgs,
-    };
-    // Both warm: every answer of the mix is cached on both instances.
-    for app in [&a, &b] {
-        wait_for(
-            "the removals to reach both",
-            INVALIDATION_DEADLINE,
-            || async {
-                let reply = app.get_org(&truth.leaver.token, truth.orgs[0].0).await;
-                (reply.status == 404).then_some(())
-            },
-        )
-        .await;
-        for round in 0..2 * 5 * truth.orgs.len() {
-            truth.request(app, round).await;
-        }
-        let (_, trips) = app.counted(truth.request(app, 0)).await;
-        assert_eq!(0, trips, "warm before the kill");
-    }
+    let on_victim = warm.org_on(victim, true);
+    let survivor = warm.org_on(victim, false);
 
-    let stop = AtomicBool::new(false);
-    let served = AtomicU64::new(0);
-    let slowest = AtomicU64::new(0);
+    let load = Load::default();
     let killed_at = std::sync::Mutex::new(None);
-    let killer = async {
+    let started = Instant::now();
+    load.during(truth, [a, b], async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         cluster.kill(victim);
-        *killed_at.lock().unwrap() = Some((Instant::now(), served.load(Ordering::Relaxed)));
+        *killed_at.lock().unwrap() = Some((Instant::now(), load.served()));
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop.store(true, Ordering::Relaxed);
-    };
-    let started = Instant::now();
-    let loads = join_all(
-        [(&a, 0), (&a, 3), (&b, 1), (&b, 4)]
-            .map(|(app, first)| truth.load(app, first, &stop, &served, &slowest)),
-    );
-    tokio::join!(killer, loads);
+    })
+    .await;
     let (killed, before_kill) = killed_at.lock().unwrap().expect("the node was killed");
-    let total = served.load(Ordering::Relaxed);
-    let slowest = Duration::from_micros(slowest.load(Ordering::Relaxed));
+    let total = load.served();
     println!(
-        "cluster: {total} requests correct under load ({before_kill} before node {victim} was killed, {} in the {:?} after; {:?} in all; slowest {slowest:?})",
+        "cluster: {total} requests correct under load ({before_kill} before node {victim} was killed, {} in the {:?} after; {:?} in all)",
         total - before_kill,
         killed.elapsed(),
         started.elapsed()
     );
-    // A request of the mix is one or two HTTP requests, each waiting at most REDIS_TIMEOUT
-    // per cache call.
-    assert!(
-        slowest < Duration::from_secs(1),
-        "a dead node cost {slowest:?}"
-    );
+    load.assert_no_request_waited_on_a_dead_node();
     assert!(total - before_kill >= 20, "the load went on after the kill");
 
-    for app in [&a, &b] {
+    for app in [a, b] {
         app.wait_for_cache("degraded", Duration::from_secs(2)).await;
         // The dead node's keys miss (twice: the fill cannot be written either).
         for _ in 0..2 {
@@ -519,9 +571,107 @@ async fn killed_mid_load(kill_the_epochs_node: bool) {
         )
         .await;
         let probe = Probe::Get(&truth.member, org);
-        honoured_by_both([&a, &b], "a removal while a node is down", probe, |reply| {
+        honoured_by_both([a, b], "a removal while a node is down", probe, |reply| {
             reply.status == 404
         })
+        .await;
+    }
+}
+
+/// A cluster with a replica per primary, the epoch's primary killed mid-load: its replica takes
+/// over within seconds. Until then every lookup misses, and no answer is ever wrong; after it,
+/// a removal made while the primary was down is honoured by both instances although the replica
+/// holds the removed member's entries from before, and both serve from the cluster again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_failed_over_to_its_replica_mid_load_never_gives_a_wrong_answer() {
+    let mut cluster = RedisCluster::start_with_replicas().await;
+    let warm = Warm::start(&cluster).await;
+    let (a, b, truth) = (&warm.a, &warm.b, &warm.truth);
+    let victim = warm.epoch_node;
+    let replica = cluster.replica_of(victim).await;
+    let on_victim = warm.org_on(victim, true);
+    let changer = a.user("removed-during-the-outage").await;
+    a.add(&warm.owner, on_victim, &changer, "member").await;
+    warm_both([a, b], "before the failover", &changer, on_victim).await;
+
+    let load = Load::default();
+    let outage = std::sync::Mutex::new(None);
+    load.during(truth, [a, b], async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.kill(victim);
+        let killed = Instant::now();
+        let before_kill = load.served();
+        a.exec(
+            "update roster.organization_memberships set deleted_at = now() \
+             where organization_id = $1 and user_id = $2",
+            &[&on_victim, &changer.id],
+        )
+        .await;
+        wait_for(
+            "the replica to take over its primary's slots",
+            Duration::from_secs(20),
+            || async {
+                cluster
+                    .is_primary(replica)
+                    .await
+                    .unwrap_or(false)
+                    .then_some(())
+            },
+        )
+        .await;
+        *outage.lock().unwrap() = Some((before_kill, load.served(), killed.elapsed()));
+        // The load goes on against the new primary for a while.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    })
+    .await;
+    let (before_kill, at_failover, failed_over) = outage.lock().unwrap().expect("the outage ran");
+    let total = load.served();
+    println!(
+        "cluster: {total} requests correct under load: {before_kill} before primary {victim} was killed, {} until its replica {replica} had taken over ({failed_over:?}), {} in the 500 ms after",
+        at_failover - before_kill,
+        total - at_failover
+    );
+    load.assert_no_request_waited_on_a_dead_node();
+    assert!(total - before_kill >= 20, "the load went on after the kill");
+
+    let may_read = |expected: bool| {
+        move |reply: &Reply| reply.status == 200 && allowed(reply) == vec![json!(expected)]
+    };
+    for app in [a, b] {
+        app.wait_for_cache("ok", Duration::from_secs(10)).await;
+    }
+    honoured_by_both(
+        [a, b],
+        "a removal while the primary was down -> GET org",
+        Probe::Get(&changer, on_victim),
+        |reply| reply.status == 404,
+    )
+    .await;
+    honoured_by_both(
+        [a, b],
+        "a removal while the primary was down -> check",
+        Probe::Check(&changer, on_victim),
+        may_read(false),
+    )
+    .await;
+    // The failed-over slots serve the cache again.
+    let on_victim_name = truth
+        .orgs
+        .iter()
+        .find(|(org, _)| *org == on_victim)
+        .map(|(_, name)| name.clone());
+    for app in [a, b] {
+        wait_for(
+            "the new primary to serve the cache",
+            Duration::from_secs(5),
+            || async {
+                let probe = Probe::Get(&truth.member, on_victim);
+                probe.send(app).await;
+                let (reply, trips) = app.counted(probe.send(app)).await;
+                assert_eq!(on_victim_name, name(&reply), "{reply:?}");
+                (trips == 0).then_some(())
+            },
+        )
         .await;
     }
 }

@@ -795,7 +795,7 @@ impl Drop for RedisServer {
 }
 
 // ----------------------------------------------------------------------------------------------
-// A private Redis Cluster of three primaries, killed on drop
+// A private Redis Cluster of three primaries (and, if asked, a replica each), killed on drop
 // ----------------------------------------------------------------------------------------------
 pub const CLUSTER_NODES: usize = 3;
 
@@ -827,12 +827,24 @@ impl RedisCluster {
 
     /// The same on given ports: the nodes', then their cluster bus ports.
     pub async fn start_on(ports: Vec<u16>) -> RedisCluster {
-        const NODES: usize = CLUSTER_NODES;
-        assert_eq!(2 * NODES, ports.len(), "a port and a bus port per node");
-        let (ports, bus_ports) = ports.split_at(NODES);
+        RedisCluster::start_with(ports, 0).await
+    }
+
+    /// Three primaries and a replica of each, linked and in sync. A primary that
+    /// stops answering for a second (`cluster-node-timeout`) is failed over to its replica.
+    pub async fn start_with_replicas() -> RedisCluster {
+        RedisCluster::start_with(free_ports(4 * CLUSTER_NODES), 1).await
+    }
+
+    async fn start_with(ports: Vec<u16>, replicas: usize) -> RedisCluster {
+        let nodes = CLUSTER_NODES * (1 + replicas);
+        assert_eq!(2 * nodes, ports.len(), "a port and a bus port per node");
+        let (ports, bus_ports) = ports.split_at(nodes);
         let dir = std::env::temp_dir().join(format!("roster-cluster-{}", Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("create the cluster's directory");
         let mut children = Vec::new();
+        // A replica takes over a primary silent for this long (the default is 15 s).
+        let node_timeout = if replicas > 0 { "1000" } else { "15000" };
         for (port, bus_port) in ports.iter().zip(bus_ports) {
             let config_file = dir.join(format!("nodes-{port}.conf"));
             let child = Command::new("/usr/bin/redis-server")
@@ -847,6 +859,7 @@ impl RedisCluster {
                 .arg("--cluster-config-file")
                 .arg(&config_file)
                 .args(["--cluster-require-full-coverage", "no"])
+                .args(["--cluster-node-timeout", node_timeout])
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .arg("--dir")
                 .arg(&dir)
@@ -861,7 +874,7 @@ impl RedisCluster {
             children,
             dir,
         };
-        for index in 0..NODES {
+        for index in 0..nodes {
             wait_for(
                 "a cluster node to answer PING",
                 Duration::from_secs(5),
@@ -873,15 +886,15 @@ impl RedisCluster {
             )
             .await;
         }
-        let nodes: Vec<String> = cluster
+        let addresses: Vec<String> = cluster
             .ports
             .iter()
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
         let output = tokio::process::Command::new("/usr/bin/redis-cli")
             .args(["--cluster", "create"])
-            .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .await
             .expect("run redis-cli --cluster create");
@@ -890,7 +903,7 @@ impl RedisCluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&output.stdout)
         );
-        for index in 0..NODES {
+        for index in 0..nodes {
             wait_for(
                 "every cluster node to report cluster_state:ok",
                 Duration::from_secs(10),
@@ -903,7 +916,47 @@ impl RedisCluster {
             )
             .await;
         }
+        wait_for(
+            "every replica to be in sync with its primary",
+            Duration::from_secs(10),
+            || async {
+                let mut in_sync = 0;
+                for index in 0..nodes {
+                    let info = cluster.replication(index).await?;
+                    if info.contains("role:slave") && info.contains("master_link_status:up") {
+                        in_sync += 1;
+                    }
+                }
+                (in_sync == nodes - CLUSTER_NODES).then_some(())
+            },
+        )
+        .await;
         cluster
+    }
+
+    /// `INFO replication` of one node (None: down).
+    async fn replication(&self, index: usize) -> Option<String> {
+        let mut info = redis::cmd("INFO");
+        info.arg("replication");
+        self.node_query(index, info).await
+    }
+
+    /// Whether the node is a primary, by its own account (None: down).
+    pub async fn is_primary(&self, index: usize) -> Option<bool> {
+        Some(self.replication(index).await?.contains("role:master"))
+    }
+
+    /// The replica of primary `index`.
+    pub async fn replica_of(&self, index: usize) -> usize {
+        let primary = format!("master_port:{}", self.ports[index]);
+        for replica in 0..self.ports.len() {
+            if let Some(info) = self.replication(replica).await {
+                if info.contains("role:slave") && info.contains(&primary) {
+                    return replica;
+                }
+            }
+        }
+        panic!("node {index} has no replica");
     }
 
     /// REDIS_URL for the cluster: every node, comma-separated.
