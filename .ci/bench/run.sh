@@ -7,7 +7,8 @@
 # Expects target/release/roster to be built and PostgreSQL and Redis to answer (`make bench`
 # sees to all three). Settings (environment):
 #   BENCH_DURATION=15     seconds measured per scenario
-#   BENCH_WARMUP=3        seconds of warm-up before each (0: none)
+#   BENCH_WARMUP=3        seconds of warm-up before each (0: none); with the cache on, repeated
+#                         until the cache is warm (see warm_up)
 #   BENCH_CONNECTIONS=64  BENCH_THREADS=2 (wrk)  BENCH_TIMEOUT=5 (wrk's per-request timeout, s)
 #   BENCH_USERS=1000      BENCH_ORGS=200 (20 members each)
 #   BENCH_CACHE="off on"  which servers to run
@@ -333,15 +334,32 @@ print(f"n={total} p50 {bound(0.5)}, p99 {bound(0.99)}, {100 * below50 / total:.1
 PY
 }
 
+# BENCH_WARMUP seconds of the scenario, and with the cache on, for a scenario that only reads,
+# again (5 passes at most) until a pass needs the database for under 1% of its requests: its
+# measured run then measures the cache, not the cache's first fill. S7 has 4,000 different
+# explanations, which one 3 s pass at the miss path's speed did not all reach: its measured run
+# then made 1,044 misses, and they alone put its p99 at 50 ms against 1.2 ms for S7l after it.
+warm_up() { # port scenario cache base
+    local pass before after trips requests rt=roster_db_round_trips_total
+    for pass in 1 2 3 4 5; do
+        before=$(metrics "$1")
+        run_wrk "$1" "$2" "$3" "$WARMUP" "$4.warmup.txt" probe
+        after=$(metrics "$1")
+        if grep -q '^BENCH_FAILURE ' "$4.warmup.txt"; then
+            log "warm-up: $(grep '^BENCH_FAILURE ' "$4.warmup.txt" | cut -c1-300)"
+        fi
+        [ "$3" = on ] && [[ $2 != s4 && $2 != s10 && $2 != s11 ]] || return 0
+        trips=$(( $(metric0 "$after" $rt) - $(metric0 "$before" $rt) ))
+        requests=$(field "$4.warmup.txt" requests)
+        [ $(( trips * 100 )) -lt "$requests" ] && return 0
+        log "$2 (cache $3): warm-up pass $pass made $trips database round trips in $requests requests"
+    done
+}
+
 run_scenario() { # cache port database scenario
     local cache=$1 port=$2 db=$3 s=$4 base=$OUT/$4-$1 before after rt c
     log "$s (cache $cache): ${TITLE[$s]}"
-    if [ "$WARMUP" -gt 0 ]; then
-        run_wrk "$port" "$s" "$cache" "$WARMUP" "$base.warmup.txt" probe
-        if grep -q '^BENCH_FAILURE ' "$base.warmup.txt"; then
-            log "warm-up: $(grep '^BENCH_FAILURE ' "$base.warmup.txt" | cut -c1-300)"
-        fi
-    fi
+    [ "$WARMUP" -gt 0 ] && warm_up "$port" "$s" "$cache" "$base"
     local writes=; [[ $s == s4 || $s == s10 ]] && writes=1
     [ -n "$writes" ] && cleanup_writes "$db"
     before=$(metrics "$port")
