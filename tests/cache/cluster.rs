@@ -476,9 +476,18 @@ impl Warm {
         }
     }
 
-    /// An organization whose entry is on `node`, or on another node.
-    fn org_on(&self, node: usize, on: bool) -> Uuid {
-        let index = self.nodes.iter().position(|n| (*n == node) == on);
+    /// An organization whose entry is on `node`.
+    fn org_on(&self, node: usize) -> Uuid {
+        self.org_where(|n| n == node)
+    }
+
+    /// An organization whose entry is on another node than `node`.
+    fn org_off(&self, node: usize) -> Uuid {
+        self.org_where(|n| n != node)
+    }
+
+    fn org_where(&self, on: impl Fn(usize) -> bool) -> Uuid {
+        let index = self.nodes.iter().position(|n| on(*n));
         self.truth.orgs[index.expect("an organization there")].0
     }
 }
@@ -509,8 +518,8 @@ async fn killed_mid_load(kill_the_epochs_node: bool) {
             .find(|node| **node != warm.epoch_node)
             .expect("a victim node"),
     };
-    let on_victim = warm.org_on(victim, true);
-    let survivor = warm.org_on(victim, false);
+    let on_victim = warm.org_on(victim);
+    let survivor = warm.org_off(victim);
 
     let load = Load::default();
     let killed_at = std::sync::Mutex::new(None);
@@ -589,7 +598,7 @@ async fn a_primary_failed_over_to_its_replica_mid_load_never_gives_a_wrong_answe
     let (a, b, truth) = (&warm.a, &warm.b, &warm.truth);
     let victim = warm.epoch_node;
     let replica = cluster.replica_of(victim).await;
-    let on_victim = warm.org_on(victim, true);
+    let on_victim = warm.org_on(victim);
     let changer = a.user("removed-during-the-outage").await;
     a.add(&warm.owner, on_victim, &changer, "member").await;
     warm_both([a, b], "before the failover", &changer, on_victim).await;

@@ -951,7 +951,8 @@ impl RedisCluster {
         let primary = format!("master_port:{}", self.ports[index]);
         for replica in 0..self.ports.len() {
             if let Some(info) = self.replication(replica).await {
-                if info.contains("role:slave") && info.contains(&primary) {
+                let lines = || info.lines().map(str::trim);
+                if lines().any(|l| l == "role:slave") && lines().any(|l| l == primary) {
                     return replica;
                 }
             }
