@@ -87,6 +87,16 @@ async fn warm(app: &TestApp, what: &str, probe: Probe<'_>, expected: impl Fn(&Re
     );
 }
 
+/// Ends `user`'s membership of `org` by raw SQL, as a DBA or another service would.
+async fn remove_by_raw_sql(app: &TestApp, org: Uuid, user: &TestUser) {
+    app.exec(
+        "update roster.organization_memberships set deleted_at = now() \
+         where organization_id = $1 and user_id = $2",
+        &[&org, &user.id],
+    )
+    .await;
+}
+
 /// `user`'s GET of `org` and check of `organization:read` (allowed), cached on both instances.
 async fn warm_both(apps: [&TestApp; 2], what: &str, user: &TestUser, org: Uuid) {
     for app in apps {
@@ -254,12 +264,7 @@ async fn two_instances_honour_a_change_from_any_door() {
 
     // Raw SQL on a membership: the removed member loses access on both.
     warm_both(both, "before the raw removal", &by_sql, org).await;
-    a.exec(
-        "update roster.organization_memberships set deleted_at = now() \
-         where organization_id = $1 and user_id = $2",
-        &[&org, &by_sql.id],
-    )
-    .await;
+    remove_by_raw_sql(&a, org, &by_sql).await;
     honoured_by_both(
         both,
         "update memberships deleted_at -> GET org",
@@ -437,12 +442,7 @@ impl Warm {
             }
         }
         for (org, _) in &orgs {
-            a.exec(
-                "update roster.organization_memberships set deleted_at = now() \
-                 where organization_id = $1 and user_id = $2",
-                &[org, &leaver.id],
-            )
-            .await;
+            remove_by_raw_sql(&a, *org, &leaver).await;
         }
         let truth = Truth {
             member,
@@ -573,12 +573,7 @@ async fn killed_mid_load(kill_the_epochs_node: bool) {
 
     // A change while the node is down is honoured by both, on either side of the outage.
     for org in [on_victim, survivor] {
-        a.exec(
-            "update roster.organization_memberships set deleted_at = now() \
-             where organization_id = $1 and user_id = $2",
-            &[&org, &truth.member.id],
-        )
-        .await;
+        remove_by_raw_sql(a, org, &truth.member).await;
         let probe = Probe::Get(&truth.member, org);
         honoured_by_both([a, b], "a removal while a node is down", probe, |reply| {
             reply.status == 404
@@ -610,12 +605,7 @@ async fn a_primary_failed_over_to_its_replica_mid_load_never_gives_a_wrong_answe
         cluster.kill(victim);
         let killed = Instant::now();
         let before_kill = load.served();
-        a.exec(
-            "update roster.organization_memberships set deleted_at = now() \
-             where organization_id = $1 and user_id = $2",
-            &[&on_victim, &changer.id],
-        )
-        .await;
+        remove_by_raw_sql(a, on_victim, &changer).await;
         wait_for(
             "the replica to take over its primary's slots",
             Duration::from_secs(20),
