@@ -52,6 +52,19 @@ fn allowed(reply: &Reply) -> Vec<Value> {
         .collect()
 }
 
+/// Answers a test waits for: the organization's name, a status, a check's verdict.
+fn named(expected: &str) -> impl Fn(&Reply) -> bool + '_ {
+    move |reply| name(reply).as_deref() == Some(expected)
+}
+
+fn status(expected: u16) -> impl Fn(&Reply) -> bool {
+    move |reply| reply.status == expected
+}
+
+fn may_read(expected: bool) -> impl Fn(&Reply) -> bool {
+    move |reply| reply.status == 200 && allowed(reply) == vec![json!(expected)]
+}
+
 /// A request a test repeats on each instance.
 #[derive(Clone, Copy)]
 enum Probe<'a> {
@@ -132,6 +145,24 @@ async fn honoured_by_both(
     );
 }
 
+/// Polls until `probe`, asked twice, answers as `expected` the second time with no database
+/// round trip: `what` serves the cache (again).
+async fn served_from_the_cache_again(
+    app: &TestApp,
+    what: &str,
+    probe: Probe<'_>,
+    expected: impl Fn(&Reply) -> bool,
+) {
+    let description = format!("{what} to serve the cache at {}", app.address);
+    wait_for(&description, Duration::from_secs(5), || async {
+        probe.send(app).await;
+        let (reply, trips) = app.counted(probe.send(app)).await;
+        assert!(expected(&reply), "{description}: {reply:?}");
+        (trips == 0).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_spread_over_the_nodes_and_warm_reads_come_from_the_cluster() {
     let cluster = RedisCluster::start().await;
@@ -205,12 +236,6 @@ async fn two_instances_honour_a_change_from_any_door() {
     for user in [&member, &by_function, &by_sql] {
         a.add(&owner, org, user, "member").await;
     }
-    let named =
-        |expected: &'static str| move |reply: &Reply| name(reply).as_deref() == Some(expected);
-    let status = |expected: u16| move |reply: &Reply| reply.status == expected;
-    let may_read = |expected: bool| {
-        move |reply: &Reply| reply.status == 200 && allowed(reply) == vec![json!(expected)]
-    };
     // Through instance A's API.
     warm_both(both, "before the API rename", &member, org).await;
     let reply = a
@@ -575,10 +600,7 @@ async fn killed_mid_load(kill_the_epochs_node: bool) {
     for org in [on_victim, survivor] {
         remove_by_raw_sql(a, org, &truth.member).await;
         let probe = Probe::Get(&truth.member, org);
-        honoured_by_both([a, b], "a removal while a node is down", probe, |reply| {
-            reply.status == 404
-        })
-        .await;
+        honoured_by_both([a, b], "a removal while a node is down", probe, status(404)).await;
     }
 }
 
@@ -633,9 +655,6 @@ async fn a_primary_failed_over_to_its_replica_mid_load_never_gives_a_wrong_answe
     load.assert_no_request_waited_on_a_dead_node();
     assert!(total - before_kill >= 20, "the load went on after the kill");
 
-    let may_read = |expected: bool| {
-        move |reply: &Reply| reply.status == 200 && allowed(reply) == vec![json!(expected)]
-    };
     for app in [a, b] {
         app.wait_for_cache("ok", Duration::from_secs(10)).await;
     }
@@ -643,7 +662,7 @@ async fn a_primary_failed_over_to_its_replica_mid_load_never_gives_a_wrong_answe
         [a, b],
         "a removal while the primary was down -> GET org",
         Probe::Get(&changer, on_victim),
-        |reply| reply.status == 404,
+        status(404),
     )
     .await;
     honoured_by_both(
@@ -654,24 +673,14 @@ async fn a_primary_failed_over_to_its_replica_mid_load_never_gives_a_wrong_answe
     )
     .await;
     // The failed-over slots serve the cache again.
-    let on_victim_name = truth
+    let (_, on_victim_name) = truth
         .orgs
         .iter()
         .find(|(org, _)| *org == on_victim)
-        .map(|(_, name)| name.clone());
+        .expect("on_victim is one of the mix's organizations");
     for app in [a, b] {
-        wait_for(
-            "the new primary to serve the cache",
-            Duration::from_secs(5),
-            || async {
-                let probe = Probe::Get(&truth.member, on_victim);
-                probe.send(app).await;
-                let (reply, trips) = app.counted(probe.send(app)).await;
-                assert_eq!(on_victim_name, name(&reply), "{reply:?}");
-                (trips == 0).then_some(())
-            },
-        )
-        .await;
+        let probe = Probe::Get(&truth.member, on_victim);
+        served_from_the_cache_again(app, "the new primary", probe, named(on_victim_name)).await;
     }
 }
 
@@ -706,15 +715,11 @@ async fn a_cluster_down_at_start_up_costs_misses_until_it_is_up() {
     let _cluster = RedisCluster::start_on(ports).await;
     let recovery = app.wait_for_cache("ok", Duration::from_secs(10)).await;
     println!("cluster: cache ok {recovery:?} after the cluster formed");
-    wait_for(
-        "the cluster to serve the cache",
-        Duration::from_secs(5),
-        || async {
-            app.get_org(&owner.token, org).await;
-            let (reply, trips) = app.counted(app.get_org(&owner.token, org)).await;
-            assert_eq!(Some("Org early".to_owned()), name(&reply), "{reply:?}");
-            (trips == 0).then_some(())
-        },
+    served_from_the_cache_again(
+        &app,
+        "the cluster",
+        Probe::Get(&owner, org),
+        named("Org early"),
     )
     .await;
 }
