@@ -3,7 +3,7 @@
 //!
 //! How an entry stays exact:
 //! - every entry records the **epoch** it was read under and its **dependencies**: the
-//!   `authz_version` of its tenant and of each organization and user it was computed from,
+//!   version of its tenant and of each organization and user it was computed from,
 //!   read in the same database statement as the data itself;
 //! - the listener turns each change notification into a **minimum version** per (kind, tenant,
 //!   id), kept in this process (every API instance runs its own listener, so each knows every
@@ -118,7 +118,7 @@ impl DepKind {
 }
 
 /// What an entry was computed from, all in one tenant: the tenant's own version, then
-/// `(kind, id, authz_version)` of each organization and user.
+/// `(kind, id, version)` of each organization and user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deps {
     tenant: Uuid,

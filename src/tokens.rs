@@ -125,9 +125,9 @@ pub struct AccessClaims {
 }
 
 /// The version a token's `av` is compared with: the sum of the tenant's, the user's and the
-/// organization's `authz_version`. Each only grows, so the sum grows exactly when one of them
-/// does: any change to the user, its memberships, groups and grants, the organization, its
-/// roles and groups, or the tenant's roles and catalogue (sql/CACHE.md).
+/// organization's versions. Each only grows, so the sum grows exactly when one of them does:
+/// any change to the user, its memberships, groups and grants, the organization, its roles and
+/// groups, or the tenant's roles and catalogue (sql/CACHE.md).
 pub fn authorization_version(access: &Access) -> i64 {
     access
         .identity

@@ -10,7 +10,7 @@
 -- and invariant applies. The DO block commits after the users, after each organization with its
 -- members (the deferred owner check runs at each of those commits) and after each heavy user's
 -- memberships. In one single transaction the same load took 25-45 s here instead of 4-6 s:
--- every membership bumps its organization's and its user's authz_version, and (most likely the
+-- every membership bumps its organization's and its user's version, and (most likely the
 -- cause) rows updated many times by one open transaction pile up versions that nothing can prune
 -- until it commits. The database is recreated for every run, so a load that fails halfway leaves
 -- nothing behind that matters. Users are user<i>@bench.example, organizations bench-org-<i>.

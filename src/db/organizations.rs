@@ -200,7 +200,7 @@ pub async fn get_organization_with_access(
 }
 
 /// `roster.caller_identity` and, when the caller is live, `roster.list_organizations` with each
-/// organization's authz_version.
+/// organization's version (its `authz_version` column).
 pub async fn list_organizations_with_identity(
     client: &Client,
     actor: Uuid,

@@ -344,15 +344,18 @@ impl TestApp {
 
     pub async fn org_version(&self, org: Uuid) -> i64 {
         self.version(
-            "select authz_version from roster.organizations where id = $1",
+            "select version as authz_version from roster.organization_versions where organization_id = $1",
             org,
         )
         .await
     }
 
     pub async fn user_version(&self, user: Uuid) -> i64 {
-        self.version("select authz_version from roster.users where id = $1", user)
-            .await
+        self.version(
+            "select version as authz_version from roster.user_versions where user_id = $1",
+            user,
+        )
+        .await
     }
 
     async fn version(&self, query: &str, id: Uuid) -> i64 {

@@ -1,7 +1,8 @@
-//! Concurrent writers. Every membership change updates its organization's row (authz_version),
-//! so two transactions changing one organization's owners serialize on that row: under READ
-//! COMMITTED the second waits, then counts the owners afresh (RLOWN); under REPEATABLE READ it
-//! fails with a serialization error (40001) instead. Either way an active owner remains.
+//! Concurrent writers. Every membership change locks its organization's row and bumps its
+//! version (V42), so two transactions changing one organization's owners serialize on that row:
+//! under READ COMMITTED the second waits, then counts the owners afresh (RLOWN); under REPEATABLE
+//! READ its bump of the version row the first one changed fails with a serialization error
+//! (40001) instead. Either way an active owner remains.
 //!
 //! Each race begins both transactions, runs the first change, starts the second in a task,
 //! waits until pg_stat_activity shows it waiting for a lock, and only then commits the first.

@@ -1005,7 +1005,7 @@ async fn writes_cost_one_version_bump_whatever_the_group_size() {
     .await;
     let users_before = must_run(
         &c,
-        "select sum(authz_version)::bigint as v from roster.users",
+        "select sum(version)::bigint as v from roster.user_versions",
         &[],
     )
     .await[0]
@@ -1021,7 +1021,7 @@ async fn writes_cost_one_version_bump_whatever_the_group_size() {
     .await;
     let users_after = must_run(
         &c,
-        "select sum(authz_version)::bigint as v from roster.users",
+        "select sum(version)::bigint as v from roster.user_versions",
         &[],
     )
     .await[0]

@@ -66,7 +66,7 @@ async fn joined_at_is_set_when_a_membership_first_becomes_active() {
 async fn user_version(client: &Client, user: Uuid) -> i64 {
     client
         .query_one(
-            "select authz_version from roster.users where id = $1",
+            "select version as authz_version from roster.user_versions where user_id = $1",
             &[&user],
         )
         .await
@@ -82,7 +82,10 @@ async fn authz_version_bumps_on_every_change_of_access() {
     let newcomer = w.new_user(&client, "newcomer@acme.test").await;
     let (org, owner) = (w.org, w.owner);
     let updated_at = |row: &tokio_postgres::Row| row.get::<_, DateTime<Utc>>("updated_at");
-    let read = "select authz_version, updated_at from roster.organizations where id = $1";
+    let read = "select v.version as authz_version, o.updated_at from roster.organizations o \
+                join roster.organization_versions v \
+                  on v.tenant_id = o.tenant_id and v.organization_id = o.id \
+               where o.id = $1";
 
     // Each change, with its parameters and the user whose membership it changes.
     #[rustfmt::skip]

@@ -157,7 +157,7 @@ async fn a_membership_change_announces_its_organization_and_user_versions() {
     let org_version = authz_version(&client, w.org).await;
     let user_version: i64 = must_run(
         &client,
-        "select authz_version from roster.users where id = $1",
+        "select version as authz_version from roster.user_versions where user_id = $1",
         &[&newcomer],
     )
     .await[0]
@@ -329,7 +329,7 @@ async fn a_change_in_progress_at_a_read_arrives_once_after_its_commit() {
     let second = reader.changes(&reader_session).await;
     let newcomer_version: i64 = must_run(
         &other,
-        "select authz_version from roster.users where id = $1",
+        "select version as authz_version from roster.user_versions where user_id = $1",
         &[&newcomer],
     )
     .await[0]

@@ -341,7 +341,7 @@ pub async fn active_owners(c: &impl GenericClient, org: Uuid) -> i64 {
 
 pub async fn authz_version(c: &impl GenericClient, org: Uuid) -> i64 {
     c.query_one(
-        "select authz_version from roster.organizations where id = $1",
+        "select version as authz_version from roster.organization_versions where organization_id = $1",
         &[&org],
     )
     .await

@@ -196,10 +196,11 @@ async fn touch_and_versions(
 ) -> (DateTime<Utc>, i64, i64) {
     let row = must_run(
         c,
-        "select m.updated_at, o.authz_version as org_version, u.authz_version as user_version \
+        "select m.updated_at, o.version as org_version, u.version as user_version \
            from roster.organization_memberships m \
-           join roster.organizations o on o.tenant_id = m.tenant_id and o.id = m.organization_id \
-           join roster.users u on u.tenant_id = m.tenant_id and u.id = m.user_id \
+           join roster.organization_versions o \
+             on o.tenant_id = m.tenant_id and o.organization_id = m.organization_id \
+           join roster.user_versions u on u.tenant_id = m.tenant_id and u.user_id = m.user_id \
           where m.organization_id = $1 and m.user_id = $2 and m.deleted_at is null",
         &[&org, &user],
     )
@@ -807,11 +808,12 @@ async fn roster_app_exchanges_and_reads_the_claims_in_one_statement() {
     assert_eq!(Some("member"), row.get::<_, Option<&str>>("role"));
     let versions: i64 = must_run(
         &client,
-        "select t.authz_version + u.authz_version + o.authz_version as av \
-           from roster.users u \
+        "select t.authz_version + u.version + o.version as av \
+           from roster.user_versions u \
            join roster.tenants t on t.id = u.tenant_id \
-           join roster.organizations o on o.tenant_id = u.tenant_id and o.id = $2 \
-          where u.id = $1",
+           join roster.organization_versions o \
+             on o.tenant_id = u.tenant_id and o.organization_id = $2 \
+          where u.user_id = $1",
         &[&w.member, &w.org],
     )
     .await[0]

@@ -454,7 +454,10 @@ async fn update_organization_changes_only_the_keys_given() {
     // `{}` changes nothing, not even the version or the timestamp.
     let before = client
         .query_one(
-            "select authz_version, updated_at from roster.organizations where id = $1",
+            "select v.version as authz_version, o.updated_at from roster.organizations o \
+              join roster.organization_versions v \
+                on v.tenant_id = o.tenant_id and v.organization_id = o.id \
+             where o.id = $1",
             &[&w.org],
         )
         .await
@@ -465,7 +468,10 @@ async fn update_organization_changes_only_the_keys_given() {
     assert_eq!(read(&row).0, "Acme Widgets Ltd");
     let after = client
         .query_one(
-            "select authz_version, updated_at from roster.organizations where id = $1",
+            "select v.version as authz_version, o.updated_at from roster.organizations o \
+              join roster.organization_versions v \
+                on v.tenant_id = o.tenant_id and v.organization_id = o.id \
+             where o.id = $1",
             &[&w.org],
         )
         .await
