@@ -536,7 +536,10 @@ async fn lookups(
     if !missing_pairs.is_empty() || !missing_resources.is_empty() {
         let client = state.db.client().await?;
         let catalogue_of = catalogue.is_none().then_some(tenant);
-        let (fetched_pairs, fetched_resources) = tokio::try_join!(
+        // member_access reads the catalogue with the pairs; checks on resources alone read it
+        // beside them (the same round trip), or its key would miss on every such request.
+        let catalogue_alone = tenant.filter(|_| catalogue.is_none() && missing_pairs.is_empty());
+        let (fetched_pairs, fetched_resources, fetched_alone) = tokio::try_join!(
             async {
                 match missing_pairs.is_empty() {
                     true => Ok((Vec::new(), None)),
@@ -549,9 +552,19 @@ async fn lookups(
                     false => db::resources::resource_access(&client, &missing_resources).await,
                 }
             },
+            async {
+                match catalogue_alone {
+                    Some(tenant) => Ok(Some((
+                        tenant,
+                        authz::permission_catalogue(&client, tenant).await?,
+                    ))),
+                    None => Ok(None),
+                }
+            },
         )?;
         drop(client);
         let (fetched_access, fetched_catalogue) = fetched_pairs;
+        let fetched_catalogue = fetched_catalogue.or(fetched_alone);
         let mut fills = Vec::with_capacity(fetched_access.len() + fetched_resources.len() + 1);
         let mut by_pair: HashMap<(Uuid, Uuid), Access> =
             HashMap::with_capacity(fetched_access.len());

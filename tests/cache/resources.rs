@@ -218,3 +218,27 @@ async fn no_cached_answer_outlives_the_expiry_it_depends_on() {
     assert!(!w.model("model:update", "9").await, "the grant has expired");
     assert!(!members_read().await, "the membership has expired");
 }
+
+/// An allowed check on a resource, once cached, misses nothing: the tenant's catalogue (read
+/// only to name a refused permission) is read with the resource's first answer, not looked up
+/// and missed on every request after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_resource_check_counts_no_miss() {
+    let w = World::build().await;
+    w.sql("select roster.grant_role($owner, $org, 'user', $user::text, 'editor', 'model', '7')")
+        .await;
+    w.until("the grant", "7", true).await;
+    let (hits, misses) = (
+        w.app.metric("roster_cache_hits_total").await,
+        w.app.metric("roster_cache_misses_total").await,
+    );
+    let (answer, trips) = w.app.counted(w.model("model:update", "7")).await;
+    assert!(answer, "still allowed");
+    assert_eq!(0, trips, "answered from the cache");
+    assert_eq!(
+        misses,
+        w.app.metric("roster_cache_misses_total").await,
+        "no key missed"
+    );
+    assert!(w.app.metric("roster_cache_hits_total").await > hits);
+}
