@@ -48,16 +48,17 @@ share=$(( orgs / clients_most ))
 per_org=$(psql "$url" -Atc "select min(n) from (select count(*) n from public.bench_pairs group by org_n) c")
 script=$(mktemp)
 trap 'rm -f "$script"' EXIT
-# pgbench substitutes :name inside quotes too.
+# Prepared statements (-M prepared), as the API sends them (prepare_cached): :name is a
+# parameter there, not text pasted into the statement.
 cat >"$script" <<'EOF'
 \set org :client_id * :share + random(1, :share)
 \set k random(1, :per_org)
 select owner_id, org_id, user_id from public.bench_pairs where org_n = :org and k = :k \gset
-select 1 from roster.add_member(':owner_id', ':org_id', ':user_id');
-select 1 from roster.remove_member(':owner_id', ':org_id', ':user_id');
+select 1 from roster.add_member(:owner_id, :org_id, :user_id);
+select 1 from roster.remove_member(:owner_id, :org_id, :user_id);
 EOF
 for clients in 1 "$clients_most"; do
     echo "pgbench, $clients client(s), ${seconds} s, add+remove pairs:"
-    pgbench -n -D share="$share" -D per_org="$per_org" -f "$script" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$seconds" "$url" 2>&1 \
+    pgbench -n -M prepared -D share="$share" -D per_org="$per_org" -f "$script" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$seconds" "$url" 2>&1 \
         | grep -E '^(tps|latency average|number of failed)'
 done
