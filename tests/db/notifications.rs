@@ -184,6 +184,36 @@ async fn a_membership_change_announces_its_organization_and_user_versions() {
     );
 }
 
+/// The version rows (V42) are logged whoever writes them: a raw update of one, and the
+/// deletion its user's deletion cascades to (the highest version: nothing read before is good).
+#[tokio::test]
+async fn raw_writes_of_version_rows_are_announced() {
+    let db = common::fresh_database().await;
+    let client = db.client().await;
+    let w = World::build(&client).await;
+    let loner = w.new_user(&client, "loner@acme.test").await;
+    let mut reader = ChangeReader::start(&client).await;
+
+    must_run(
+        &client,
+        "update roster.organization_versions set version = version + 5 where organization_id = $1",
+        &[&w.org],
+    )
+    .await;
+    must_run(&client, "delete from roster.users where id = $1", &[&loner]).await;
+    let payloads = reader.changes(&client).await;
+
+    let expected = [
+        json!({"kind": "organization", "tenant_id": w.tenant, "organization_id": w.org,
+               "version": authz_version(&client, w.org).await}),
+        json!({"kind": "user", "tenant_id": w.tenant, "user_id": loner,
+               "version": i64::MAX}),
+    ];
+    for one in expected {
+        assert!(payloads.contains(&one), "{one} among {payloads:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_rolled_back_change_announces_nothing() {
     let db = common::fresh_database().await;
