@@ -26,6 +26,8 @@
 #                         (default: DATABASE_URL without its database name, when set)
 #   BENCH_REDIS_URL=redis://127.0.0.1:6379
 #   BENCH_BIN=target/release/roster       the server binary
+#   BENCH_AUTOGROUP=off   turns the kernel's autogroup scheduling off for the runs, when root
+#                         (see below why); keep: leave it
 #   BENCH_ACCESS_TOKEN_TTL=7200  ACCESS_TOKEN_TTL_SECONDS of the servers (S12's access tokens,
 #                         exchanged just before S12, must outlive its warm-up and run)
 # Raw wrk output, server logs and data files go to target/bench/<timestamp>/.
@@ -125,8 +127,26 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
 }
-trap stop_server EXIT
 trap 'exit 130' INT TERM
+
+# --------------------------------------------------------------------------------------------
+# The kernel's autogroup scheduler, off while the runs last
+# --------------------------------------------------------------------------------------------
+# With autogroup on, Linux shares the CPU between sessions rather than threads, and every
+# PostgreSQL backend opens a session of its own (setsid): the roster server, one session for
+# all its threads, competes as one against each backend. On this machine backends then went
+# unscheduled for up to a second at a time. The listener lost its stream every 5-15 s in S7 at
+# 2 connections, and the server did 18-42k req/s; with autogroup off, no loss and 58-65k.
+# BENCH_AUTOGROUP=keep leaves it as it is.
+AUTOGROUP=/proc/sys/kernel/sched_autogroup_enabled
+AUTOGROUP_BEFORE=
+[[ ${BENCH_AUTOGROUP:-off} =~ ^(off|keep)$ ]] || { log "BENCH_AUTOGROUP must be off or keep"; exit 2; }
+if [ "${BENCH_AUTOGROUP:-off}" = off ] && [ -w "$AUTOGROUP" ] && [ "$(cat "$AUTOGROUP")" != 0 ]; then
+    AUTOGROUP_BEFORE=$(cat "$AUTOGROUP")
+    echo 0 >"$AUTOGROUP"
+fi
+restore_autogroup() { [ -z "$AUTOGROUP_BEFORE" ] || echo "$AUTOGROUP_BEFORE" >"$AUTOGROUP"; }
+trap 'stop_server; restore_autogroup' EXIT
 
 start_server() { # cache port database_url
     local cache=$1 port=$2 url=$3 redis=
@@ -480,6 +500,7 @@ machine_state() {
     pg=$(pgrep -x postgres >/dev/null && echo "PostgreSQL ($(pgrep -xc postgres) processes)" || echo "no local PostgreSQL")
     redis=$(pgrep -x redis-server >/dev/null && echo "Redis" || echo "no local Redis")
     echo "sharing:  the roster server, wrk (-t$THREADS), $pg and $redis all run on these cores"
+    echo "kernel:   sched_autogroup_enabled $(cat "$AUTOGROUP" 2>/dev/null || echo 'not there')"
     echo "versions: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), PostgreSQL $(psql_admin -Atc 'show server_version' 2>/dev/null | cut -d' ' -f1), $(redis-cli -u "$REDIS" info server 2>/dev/null | tr -d '\r' | sed -n 's/^redis_version:/Redis /p')"
     if command -v top >/dev/null 2>&1; then
         # top's second frame: CPU use over the last second, not since each process started.
