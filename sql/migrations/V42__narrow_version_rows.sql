@@ -203,7 +203,8 @@ begin
 end
 $$;
 
-create or replace function roster.tg_invitations__bump_organization() returns trigger
+/* V27's and V30's functions for invitations and domains were the same, and are one now. */
+create function roster.tg__bump_row_organization() returns trigger
   language plpgsql
   set search_path = pg_catalog, pg_temp
 as $$
@@ -217,21 +218,18 @@ begin
   return null;
 end
 $$;
+comment on function roster.tg__bump_row_organization() is
+  'Trigger: bumps the organization a changed row belongs to (both, when it moved): invitations, domains.';
 
-create or replace function roster.tg_organization_domains__bump_organization() returns trigger
-  language plpgsql
-  set search_path = pg_catalog, pg_temp
-as $$
-begin
-  if tg_op in ('UPDATE', 'DELETE') then
-    perform roster._bump_organization(old.tenant_id, old.organization_id);
-  end if;
-  if tg_op = 'INSERT' or (tg_op = 'UPDATE' and new.organization_id <> old.organization_id) then
-    perform roster._bump_organization(new.tenant_id, new.organization_id);
-  end if;
-  return null;
-end
-$$;
+drop trigger tg_invitations__bump_organization on roster.invitations;
+create trigger tg_invitations__bump_organization after insert or update or delete on roster.invitations
+  for each row execute function roster.tg__bump_row_organization();
+drop trigger tg_organization_domains__bump_organization on roster.organization_domains;
+create trigger tg_organization_domains__bump_organization
+  after insert or update or delete on roster.organization_domains
+  for each row execute function roster.tg__bump_row_organization();
+drop function roster.tg_invitations__bump_organization();
+drop function roster.tg_organization_domains__bump_organization();
 
 create or replace function roster.tg_roles__bump_version() returns trigger
   language plpgsql
