@@ -344,7 +344,7 @@ impl TestApp {
 
     pub async fn org_version(&self, org: Uuid) -> i64 {
         self.version(
-            "select version as authz_version from roster.organization_versions where organization_id = $1",
+            "select version from roster.organization_versions where organization_id = $1",
             org,
         )
         .await
@@ -352,7 +352,7 @@ impl TestApp {
 
     pub async fn user_version(&self, user: Uuid) -> i64 {
         self.version(
-            "select version as authz_version from roster.user_versions where user_id = $1",
+            "select version from roster.user_versions where user_id = $1",
             user,
         )
         .await
@@ -362,7 +362,7 @@ impl TestApp {
         self.sql
             .query_one(query, &[&id])
             .await
-            .and_then(|row| row.try_get("authz_version"))
+            .and_then(|row| row.try_get("version"))
             .unwrap_or_else(|e| panic!("{query} ({id}): {e}"))
     }
 

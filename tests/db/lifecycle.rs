@@ -63,17 +63,6 @@ async fn joined_at_is_set_when_a_membership_first_becomes_active() {
     }
 }
 
-async fn user_version(client: &Client, user: Uuid) -> i64 {
-    client
-        .query_one(
-            "select version as authz_version from roster.user_versions where user_id = $1",
-            &[&user],
-        )
-        .await
-        .expect("read a user's authz_version")
-        .get("authz_version")
-}
-
 #[tokio::test]
 async fn authz_version_bumps_on_every_change_of_access() {
     let db = common::fresh_database().await;
@@ -81,11 +70,6 @@ async fn authz_version_bumps_on_every_change_of_access() {
     let w = World::build(&client).await;
     let newcomer = w.new_user(&client, "newcomer@acme.test").await;
     let (org, owner) = (w.org, w.owner);
-    let updated_at = |row: &tokio_postgres::Row| row.get::<_, DateTime<Utc>>("updated_at");
-    let read = "select v.version as authz_version, o.updated_at from roster.organizations o \
-                join roster.organization_versions v \
-                  on v.tenant_id = o.tenant_id and v.organization_id = o.id \
-               where o.id = $1";
 
     // Each change, with its parameters and the user whose membership it changes.
     #[rustfmt::skip]
@@ -98,16 +82,16 @@ async fn authz_version_bumps_on_every_change_of_access() {
         ("soft-deleting a member's user", "update roster.users set deleted_at = now() where id = $1", vec![w.member], w.member),
     ];
     for (what, sql, ids, user) in &changes {
-        let before = must_run(&client, read, &[&org]).await.remove(0);
+        let before = version_and_touch(&client, org).await;
         let user_before = user_version(&client, *user).await;
         let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = ids
             .iter()
             .map(|id| id as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
         must_run(&client, sql, &params).await;
-        let after = must_run(&client, read, &[&org]).await.remove(0);
+        let after = version_and_touch(&client, org).await;
         assert!(
-            after.get::<_, i64>("authz_version") > before.get::<_, i64>("authz_version"),
+            after.0 > before.0,
             "{what} should bump the organization's authz_version"
         );
         assert!(
@@ -115,30 +99,20 @@ async fn authz_version_bumps_on_every_change_of_access() {
             "{what} should bump the member's authz_version"
         );
         // A membership change is not an edit of the organization.
-        assert_eq!(
-            updated_at(&after),
-            updated_at(&before),
-            "{what} should not touch updated_at"
-        );
+        assert_eq!(after.1, before.1, "{what} should not touch updated_at");
     }
 
     // Editing the organization bumps it too, and touches updated_at.
-    let before = must_run(&client, read, &[&org]).await.remove(0);
+    let before = version_and_touch(&client, org).await;
     must_run(
         &client,
         r#"select * from roster.update_organization($1, $2, '{"description": "new"}')"#,
         &[&owner, &org],
     )
     .await;
-    let after = must_run(&client, read, &[&org]).await.remove(0);
-    assert!(
-        after.get::<_, i64>("authz_version") > before.get::<_, i64>("authz_version"),
-        "update_organization"
-    );
-    assert!(
-        updated_at(&after) > updated_at(&before),
-        "update_organization touches updated_at"
-    );
+    let after = version_and_touch(&client, org).await;
+    assert!(after.0 > before.0, "update_organization");
+    assert!(after.1 > before.1, "update_organization touches updated_at");
 
     // Reads change nothing.
     let before = authz_version(&client, org).await;

@@ -155,13 +155,7 @@ async fn a_membership_change_announces_its_organization_and_user_versions() {
     let payloads = reader.changes(&client).await;
 
     let org_version = authz_version(&client, w.org).await;
-    let user_version: i64 = must_run(
-        &client,
-        "select version as authz_version from roster.user_versions where user_id = $1",
-        &[&newcomer],
-    )
-    .await[0]
-        .get("authz_version");
+    let user_version = user_version(&client, newcomer).await;
     let expected_org = json!({
         "kind": "organization",
         "tenant_id": w.tenant,
@@ -357,13 +351,7 @@ async fn a_change_in_progress_at_a_read_arrives_once_after_its_commit() {
     tx.commit().await.expect("commit");
 
     let second = reader.changes(&reader_session).await;
-    let newcomer_version: i64 = must_run(
-        &other,
-        "select version as authz_version from roster.user_versions where user_id = $1",
-        &[&newcomer],
-    )
-    .await[0]
-        .get(0);
+    let newcomer_version = user_version(&other, newcomer).await;
     assert!(
         second.contains(&json!({"kind": "user", "tenant_id": w.tenant,
                                 "user_id": newcomer, "version": newcomer_version})),

@@ -339,14 +339,44 @@ pub async fn active_owners(c: &impl GenericClient, org: Uuid) -> i64 {
     .get("n")
 }
 
+/// An organization's authorization version (roster.organization_versions, V42).
 pub async fn authz_version(c: &impl GenericClient, org: Uuid) -> i64 {
     c.query_one(
-        "select version as authz_version from roster.organization_versions where organization_id = $1",
+        "select version from roster.organization_versions where organization_id = $1",
         &[&org],
     )
     .await
-    .expect("read authz_version")
-    .get("authz_version")
+    .expect("read an organization's version")
+    .get("version")
+}
+
+/// A user's authorization version (roster.user_versions, V42).
+pub async fn user_version(c: &impl GenericClient, user: Uuid) -> i64 {
+    c.query_one(
+        "select version from roster.user_versions where user_id = $1",
+        &[&user],
+    )
+    .await
+    .expect("read a user's version")
+    .get("version")
+}
+
+/// An organization's authorization version and its updated_at, read together.
+pub async fn version_and_touch(
+    c: &impl GenericClient,
+    org: Uuid,
+) -> (i64, chrono::DateTime<chrono::Utc>) {
+    let row = c
+        .query_one(
+            "select v.version, o.updated_at from roster.organizations o \
+               join roster.organization_versions v \
+                 on v.tenant_id = o.tenant_id and v.organization_id = o.id \
+              where o.id = $1",
+            &[&org],
+        )
+        .await
+        .expect("read an organization's version and updated_at");
+    (row.get("version"), row.get("updated_at"))
 }
 
 /// The slugs a listing function returned, in order.

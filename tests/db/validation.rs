@@ -452,40 +452,14 @@ async fn update_organization_changes_only_the_keys_given() {
     );
 
     // `{}` changes nothing, not even the version or the timestamp.
-    let before = client
-        .query_one(
-            "select v.version as authz_version, o.updated_at from roster.organizations o \
-              join roster.organization_versions v \
-                on v.tenant_id = o.tenant_id and v.organization_id = o.id \
-             where o.id = $1",
-            &[&w.org],
-        )
-        .await
-        .expect("read the organization");
+    let before = version_and_touch(&client, w.org).await;
     let row = update_org(&client, &w, &json!({}))
         .await
         .expect("empty changes");
     assert_eq!(read(&row).0, "Acme Widgets Ltd");
-    let after = client
-        .query_one(
-            "select v.version as authz_version, o.updated_at from roster.organizations o \
-              join roster.organization_versions v \
-                on v.tenant_id = o.tenant_id and v.organization_id = o.id \
-             where o.id = $1",
-            &[&w.org],
-        )
-        .await
-        .expect("read the organization");
-    assert_eq!(
-        before.get::<_, i64>("authz_version"),
-        after.get::<_, i64>("authz_version"),
-        "{{}} must not bump authz_version"
-    );
-    assert_eq!(
-        before.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
-        after.get::<_, chrono::DateTime<chrono::Utc>>("updated_at"),
-        "{{}} must not touch updated_at"
-    );
+    let after = version_and_touch(&client, w.org).await;
+    assert_eq!(before.0, after.0, "{{}} must not bump authz_version");
+    assert_eq!(before.1, after.1, "{{}} must not touch updated_at");
 }
 
 /// A membership call's case: what it is, the target user, role, status, and the SQLSTATE.
